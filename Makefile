@@ -1,0 +1,41 @@
+# Credit Ledger — the two commands of the README, and a few more.
+# Needs only Python 3.11+ on the machine: everything else is installed into .venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench clean help
+
+help:
+	@echo "make run    set up, load the demo city into var/, verify it"
+	@echo "make test   set up, run lint, type checks and every test"
+	@echo "make bench  ingest and verify benchmark (BENCH_ARGS='--db postgresql --events N')"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/credit demo
+	$(BIN)/credit verify
+	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it); try: $(BIN)/credit keys list"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

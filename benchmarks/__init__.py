@@ -1,0 +1,1 @@
+"""`make bench`: figures and ratios against this machine's own limits."""

@@ -1,0 +1,235 @@
+"""`make bench`: signed ingest and `verify` on a synthetic city, beside this machine's own limits.
+
+    python -m benchmarks.bench [--db sqlite|postgresql] [--events N] [--batch B]
+
+Prints a table (figure, limit measured in the same run, ratio) and merges the figures into
+benchmarks/results/latest.json as flat keys. Targets live here, never in unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from domain import clock
+from domain.authorities import LINAN_AUTHORITIES
+from domain.identifiers import SubjectRef
+from ledger.application import CreditLedger, RecordSubmission
+from ledger.demo import ITEMS, make_resident_id, make_uscc
+from ledger.settings import Settings
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+PG_ADMIN_URL = os.environ.get("CREDIT_BENCH_PG_URL",
+                              "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PASSPHRASE = "benchmark-passphrase-not-secret"
+CORES = os.cpu_count() or 1
+
+TARGETS = {
+    "ingest_events_per_s": {"sqlite": 10_000, "postgresql": 6_000},
+    "verify_events_per_s": {"sqlite": 12_000, "postgresql": 12_000},
+    "verify_peak_rss_mb": {"sqlite": 300, "postgresql": 300},
+}
+
+
+# -- this machine's limits --------------------------------------------------------------------
+
+
+def raw_sign_per_s(n: int = 20_000) -> float:
+    key = Ed25519PrivateKey.generate()
+    message = os.urandom(600)
+    start = time.perf_counter()
+    for _ in range(n):
+        key.sign(message)
+    return n / (time.perf_counter() - start)
+
+
+def raw_verify_per_s(n: int = 5_000) -> float:
+    key = Ed25519PrivateKey.generate()
+    message = os.urandom(600)
+    signature = key.sign(message)
+    public = key.public_key()
+    start = time.perf_counter()
+    for _ in range(n):
+        public.verify(signature, message)
+    return n / (time.perf_counter() - start)
+
+
+def raw_insert_rows_per_s(folder: Path, n: int = 200_000) -> float:
+    """SQLite executemany of rows shaped like stored events, one transaction."""
+    db = sqlite3.connect(folder / "raw.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, oid BLOB, v INTEGER, topic TEXT, "
+                "state BLOB)")
+    state = os.urandom(600)
+    rows = [(uuid.uuid4().bytes, 1, "domain.records:CreditRecord.Submitted", state)
+            for _ in range(n)]
+    start = time.perf_counter()
+    db.executemany("INSERT INTO t (oid, v, topic, state) VALUES (?, ?, ?, ?)", rows)
+    db.commit()
+    elapsed = time.perf_counter() - start
+    db.close()
+    return n / elapsed
+
+
+# -- the ledger -------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(kind: str, folder: Path, keep: bool) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    name = f"credit_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def submissions(n: int, seed: int = 1) -> Iterator[RecordSubmission]:
+    """A synthetic city's records: subjects with valid identifiers, every department."""
+    rng = random.Random(seed)
+    subjects = [SubjectRef("uscc", make_uscc(rng, "330112")) for _ in range(max(n // 5, 1))]
+    subjects += [SubjectRef("rid", make_resident_id(rng, "330112")) for _ in range(max(n // 20, 1))]
+    departments = list(ITEMS)
+    start = date(2016, 1, 4)
+    for i in range(n):
+        department = departments[i % len(departments)]
+        item_code, title = ITEMS[department][i % len(ITEMS[department])]
+        yield RecordSubmission(
+            actor=department, subject=subjects[rng.randrange(len(subjects))], item_code=item_code,
+            decision_number=f"临{department}罚〔{i // 1000}〕{i}号",
+            decision_date=start + timedelta(days=rng.randrange(3900)),
+            summary=title, details={"amount": f"{rng.randrange(100, 500000)}.00"},
+        )
+
+
+def ingest(url: str, keys_dir: Path, events: int, batch: int) -> tuple[float, int]:
+    """Signed events per second through CreditLedger.submit_records, and the events written."""
+    app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=PASSPHRASE))
+    try:
+        with clock.frozen_at(datetime(2026, 11, 1, tzinfo=UTC)):
+            app.initialise(LINAN_AUTHORITIES[0])
+            for profile in LINAN_AUTHORITIES[1:]:
+                app.register_authority(profile)
+        pending: list[RecordSubmission] = []
+        written = 0
+        started = time.perf_counter()
+        for submission in submissions(events):
+            pending.append(submission)
+            if len(pending) == batch:
+                app.submit_records(pending)
+                written += len(pending)
+                pending = []
+                if sys.stderr.isatty():
+                    print(f"\r  ingest {written}/{events}", end="", file=sys.stderr)
+        if pending:
+            app.submit_records(pending)
+            written += len(pending)
+        elapsed = time.perf_counter() - started
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        return written / elapsed, app.event_count()
+    finally:
+        app.close()
+
+
+def verify_in_child(url: str) -> dict[str, Any]:
+    """Run `verify` in its own process so its peak RSS is its own."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.verify_probe", url],
+                         capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
+    try:
+        print(f"credit-ledger bench: {args.events} signed events on {args.db}, batches of "
+              f"{args.batch}, {CORES} cores")
+        sign = raw_sign_per_s()
+        check = raw_verify_per_s()
+        insert = raw_insert_rows_per_s(folder)
+        with database(args.db, folder, args.keep) as url:
+            ingest_rate, stored = ingest(url, folder / "keys", args.events, args.batch)
+            verified = verify_in_child(url)
+        if not verified["ok"]:
+            raise SystemExit(f"verify failed on the benchmark store: {verified['first']}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    figures: dict[str, Any] = {
+        "db": args.db,
+        "events": stored,
+        "ingest_events_per_s": round(ingest_rate),
+        "verify_events_per_s": round(verified["events_per_s"]),
+        "verify_peak_rss_mb": round(verified["peak_rss_mb"], 1),
+        "raw_sign_per_s": round(sign),
+        "raw_verify_per_s": round(check),
+        "raw_insert_rows_per_s": round(insert),
+        "cores": CORES,
+    }
+    rows = [
+        ("signed ingest, events/s", figures["ingest_events_per_s"],
+         f"raw Ed25519 sign {figures['raw_sign_per_s']}/s (1 core)", ingest_rate / sign),
+        ("", "", f"raw SQLite executemany {figures['raw_insert_rows_per_s']} rows/s",
+         ingest_rate / insert),
+        ("verify, events/s", figures["verify_events_per_s"],
+         f"raw Ed25519 verify {figures['raw_verify_per_s']}/s x {CORES} cores",
+         verified["events_per_s"] / (check * CORES)),
+        ("verify peak RSS, MB", figures["verify_peak_rss_mb"], "target < 300 MB",
+         figures["verify_peak_rss_mb"] / 300),
+    ]
+    print(f"{'figure':<26}{'value':>10}  {'limit measured in this run':<46}{'ratio':>7}")
+    for name, value, limit, ratio in rows:
+        print(f"{name:<26}{value!s:>10}  {limit:<46}{ratio:>7.2f}")
+    for key, targets in TARGETS.items():
+        target = targets[args.db]
+        value = figures[key]
+        met = value <= target if key.endswith("_mb") else value >= target
+        print(f"target {key} {'<' if key.endswith('_mb') else '>='} {target}: "
+              f"{'met' if met else 'NOT met'} ({value})")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update(figures)
+    RESULTS.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    print(f"figures written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

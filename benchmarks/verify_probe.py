@@ -1,0 +1,35 @@
+"""Run `verify` on one store and print its rate and this process's peak RSS as JSON."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+from sqlalchemy import create_engine
+
+from ledger import tables
+from ledger.application import EVENTS_TABLE
+from ledger.verify import LedgerVerifier
+
+
+def main() -> None:
+    engine = create_engine(sys.argv[1])
+    started = time.perf_counter()
+    report = LedgerVerifier(engine, tables.events_table(EVENTS_TABLE)).run()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "ok": report.ok,
+        "first": str(report.first_failure) if report.first_failure else None,
+        "events": report.events,
+        "seconds": elapsed,
+        "events_per_s": report.events / elapsed if elapsed else 0.0,
+        "peak_rss_mb": peak_kb / 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""What every aggregate of the ledger shares: events name their actor and take the ledger's clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from domain import clock
+
+# China has kept UTC+8 all year since 1991: a decision date is a day on that clock.
+CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
+
+
+class DomainError(Exception):
+    """A command broke a rule of the credit domain; nothing is recorded."""
+
+
+class LedgerAggregate(Aggregate):
+    """Base of the ledger's aggregates.
+
+    Every command takes ``actor``: the code of the authority responsible for the event. The ledger
+    signs each event with that authority's key, so an event without an actor cannot be stored.
+    """
+
+    class Event(Aggregate.Event):
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return clock.now()
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @property
+    def subject_key(self) -> str | None:
+        """The credit subject this aggregate is about, for the per-subject index (None: no subject)."""
+        return None
+
+
+def start_of_day(day: date) -> datetime:
+    """The instant a calendar day begins in China, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=CHINA_TIME).astimezone(UTC)
+
+
+def effective_at(event: Any) -> datetime | None:
+    """The instant an event takes effect in the world (its decision date), when it has one."""
+    value = getattr(event, "effective_at", None)
+    if isinstance(value, datetime):
+        return clock.as_utc(value)
+    day = getattr(event, "decision_date", None)
+    if isinstance(day, date):
+        return start_of_day(day)
+    return None

@@ -1,0 +1,41 @@
+"""The ledger's clock: the time every new event is recorded at.
+
+Events take their ``recorded_at`` (eventsourcing's ``timestamp``) from here. Tests, the demo city and
+replays set the time explicitly with :func:`frozen_at`; everything else gets the current UTC time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+_frozen: ContextVar[datetime | None] = ContextVar("credit_ledger_clock", default=None)
+
+
+class NaiveTimeError(ValueError):
+    """A time without a timezone: the ledger records UTC instants only."""
+
+
+def now() -> datetime:
+    """The current ledger time, timezone-aware UTC."""
+    frozen = _frozen.get()
+    return frozen if frozen is not None else datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; naive datetimes are refused rather than guessed."""
+    if moment.tzinfo is None:
+        raise NaiveTimeError(f"{moment.isoformat()} has no timezone")
+    return moment.astimezone(UTC)
+
+
+@contextmanager
+def frozen_at(moment: datetime) -> Iterator[None]:
+    """Record every event inside the block at ``moment``."""
+    token = _frozen.set(as_utc(moment))
+    try:
+        yield
+    finally:
+        _frozen.reset(token)

@@ -1,0 +1,149 @@
+"""Private keys on disk: encrypted PKCS#8 files, mode 0600, one per key id, under CREDIT_KEYS_DIR.
+
+Files: ``<kid>.key`` (PEM, ``ENCRYPTED PRIVATE KEY``, readable by ``openssl pkey``) and ``<kid>.pub``
+(PEM SubjectPublicKeyInfo). The passphrase never touches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keys.signer import Signer, public_key_from_pem
+
+KID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{4}-\d{1,4}$")
+MIN_PASSPHRASE_LENGTH = 12
+PASSPHRASE_VARIABLE = "CREDIT_KEY_PASSPHRASE"
+
+
+class KeyStoreError(Exception):
+    """A key cannot be stored or loaded; the message names the file or setting at fault."""
+
+
+class PassphraseMissing(KeyStoreError):
+    def __init__(self) -> None:
+        super().__init__(
+            f"{PASSPHRASE_VARIABLE} is not set: private keys are stored encrypted with it "
+            "(only `credit demo` falls back to a development passphrase)"
+        )
+
+
+class PassphraseTooShort(KeyStoreError):
+    def __init__(self, length: int) -> None:
+        super().__init__(
+            f"{PASSPHRASE_VARIABLE} has {length} characters; use at least {MIN_PASSPHRASE_LENGTH}"
+        )
+
+
+class PrivateKeyMissing(KeyStoreError):
+    def __init__(self, kid: str, path: Path) -> None:
+        super().__init__(f"no private key for {kid}: {path} does not exist")
+        self.kid = kid
+
+
+class KeyFileUnreadable(KeyStoreError):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read key file {path}: {reason}")
+
+
+class KeyStore:
+    """Encrypted private keys of the authorities this installation signs for."""
+
+    def __init__(self, directory: Path, passphrase: str | None) -> None:
+        self.directory = directory
+        self._passphrase = passphrase
+        self._signers: dict[str, Signer] = {}
+
+    def _password(self) -> bytes:
+        if not self._passphrase:
+            raise PassphraseMissing()
+        if len(self._passphrase) < MIN_PASSPHRASE_LENGTH:
+            raise PassphraseTooShort(len(self._passphrase))
+        return self._passphrase.encode("utf-8")
+
+    def private_path(self, kid: str) -> Path:
+        return self.directory / f"{kid}.key"
+
+    def public_path(self, kid: str) -> Path:
+        return self.directory / f"{kid}.pub"
+
+    def generate(self, kid: str) -> Signer:
+        """Create a new key pair for ``kid``, write both files, and return its signer.
+
+        Refuses to overwrite an existing key: a key id names one key for ever.
+        """
+        if not KID_PATTERN.match(kid):
+            raise KeyStoreError(f"{kid!r} is not a key id of the form <authority>-<year>-<n>")
+        password = self._password()
+        private_key = Ed25519PrivateKey.generate()
+        encrypted = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+        public = private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_new(self.private_path(kid), encrypted, mode=0o600)
+        _write_new(self.public_path(kid), public, mode=0o644)
+        signer = Signer(kid, private_key)
+        self._signers[kid] = signer
+        return signer
+
+    def signer(self, kid: str) -> Signer:
+        """The signer for ``kid``, decrypting its file on first use."""
+        cached = self._signers.get(kid)
+        if cached is not None:
+            return cached
+        path = self.private_path(kid)
+        if not path.exists():
+            raise PrivateKeyMissing(kid, path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyFileUnreadable(path, exc.strerror or str(exc)) from exc
+        password = self._password()
+        try:
+            key = serialization.load_pem_private_key(data, password)
+        except ValueError as exc:
+            raise KeyFileUnreadable(path, "wrong passphrase or damaged file") from exc
+        except TypeError as exc:
+            raise KeyFileUnreadable(path, "the file is not encrypted as expected") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileUnreadable(path, "not an Ed25519 private key")
+        signer = Signer(kid, key)
+        self._signers[kid] = signer
+        return signer
+
+    def public_key(self, kid: str) -> bytes:
+        """The raw public key stored beside ``kid``'s private key."""
+        path = self.public_path(kid)
+        try:
+            return public_key_from_pem(path.read_bytes())
+        except OSError as exc:
+            raise KeyFileUnreadable(path, exc.strerror or str(exc)) from exc
+        except ValueError as exc:
+            raise KeyFileUnreadable(path, str(exc)) from exc
+
+    def kids(self) -> list[str]:
+        """Key ids with a private key file in the store."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.key"))
+
+
+def _write_new(path: Path, data: bytes, *, mode: int) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError as exc:
+        raise KeyStoreError(f"{path} already exists; a key id is never reused") from exc
+    except OSError as exc:
+        raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)  # the umask may have narrowed or widened it

@@ -1,0 +1,175 @@
+"""The stored form of a signed event, exactly as docs/FORMAT.md specifies it.
+
+Standard library only: courts and auditors run this code with nothing but a public key.
+
+Stored state of an event (the ``state`` column)::
+
+    {"v":1,"actor":"tax","at":"2026-11-27T08:00:00.000000+00:00","kid":"tax-2026-1","sig":"<b64>"}\\n
+    <payload bytes: the event's other attributes as compact JSON>
+
+Signed bytes (domain-separated; every header field is free of newlines)::
+
+    credit-ledger/event/v1\\n <originator id>\\n <version>\\n <topic>\\n <actor>\\n <at>\\n <kid>\\n <payload>
+
+Merkle leaf bytes of a stored event (the leaf hash is SHA-256(0x00 || leaf bytes), RFC 6962)::
+
+    credit-ledger/leaf/v1\\n <originator id>\\n <version>\\n <topic>\\n <state>
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+ENVELOPE_VERSION = 1
+EVENT_CONTEXT = b"credit-ledger/event/v1\n"
+LEAF_CONTEXT = b"credit-ledger/leaf/v1\n"
+NL = b"\n"
+
+
+class MalformedEnvelope(ValueError):
+    """Stored state that is not a signed envelope of this format."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed stored state: who signed, when, with which key, and the payload bytes."""
+
+    actor: str
+    at: str
+    kid: str
+    signature: bytes
+    payload: bytes
+
+    @property
+    def recorded_at(self) -> datetime:
+        return parse_instant(self.at)
+
+
+def format_instant(moment: datetime) -> str:
+    """The one text form of a recorded time: UTC, microseconds, ``+00:00``."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no timezone")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text} has no timezone")
+    return moment
+
+
+def _field(name: str, value: str) -> bytes:
+    if "\n" in value:
+        raise ValueError(f"{name} must not contain a newline")
+    return value.encode("utf-8") + NL
+
+
+def signed_bytes(
+    originator_id: UUID | str, version: int, topic: str, actor: str, at: str, kid: str,
+    payload: bytes,
+) -> bytes:
+    """The exact bytes an event's signature covers (docs/FORMAT.md §2)."""
+    return b"".join((
+        EVENT_CONTEXT,
+        _field("originator id", str(originator_id)),
+        _field("version", str(int(version))),
+        _field("topic", topic),
+        _field("actor", actor),
+        _field("at", at),
+        _field("kid", kid),
+        payload,
+    ))
+
+
+_SAFE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def encode(actor: str, at: str, kid: str, signature: bytes, payload: bytes) -> bytes:
+    """The stored state: a one-line JSON header, a newline, the payload."""
+    if not (_SAFE_NAME.match(actor) and _SAFE_NAME.match(kid)):
+        raise ValueError(f"actor {actor!r} and key id {kid!r} must be lower-case names")
+    # Every field is from a known alphabet, so the header is written directly (json.dumps costs
+    # as much as the rest of the envelope); decode() parses it as ordinary JSON.
+    sig = base64.b64encode(signature).decode("ascii")
+    header = (f'{{"v":{ENVELOPE_VERSION},"actor":"{actor}","at":"{at}","kid":"{kid}",'
+              f'"sig":"{sig}"}}')
+    return header.encode("ascii") + NL + payload
+
+
+def decode(state: bytes) -> Envelope:
+    """Parse stored state; raise MalformedEnvelope saying what is wrong with it."""
+    header_bytes, sep, payload = state.partition(NL)
+    if not sep:
+        raise MalformedEnvelope("stored state has no envelope header line")
+    try:
+        header = json.loads(header_bytes)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEnvelope(f"envelope header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or header.get("v") != ENVELOPE_VERSION:
+        raise MalformedEnvelope("envelope header is not a version 1 header")
+    try:
+        actor, at, kid, sig = header["actor"], header["at"], header["kid"], header["sig"]
+    except KeyError as exc:
+        raise MalformedEnvelope(f"envelope header has no {exc.args[0]!r}") from None
+    if not all(isinstance(x, str) for x in (actor, at, kid, sig)):
+        raise MalformedEnvelope("envelope header fields must be strings")
+    try:
+        signature = base64.b64decode(sig, validate=True)
+    except ValueError:
+        raise MalformedEnvelope("envelope signature is not base64") from None
+    if len(signature) != 64:
+        raise MalformedEnvelope(f"envelope signature has {len(signature)} bytes, not 64")
+    return Envelope(actor, at, kid, signature, payload)
+
+
+def leaf_bytes(originator_id: UUID | str, version: int, topic: str, state: bytes) -> bytes:
+    """What a Merkle leaf commits to: the whole stored event except its position."""
+    return b"".join((
+        LEAF_CONTEXT,
+        str(originator_id).encode("ascii"), NL,
+        str(int(version)).encode("ascii"), NL,
+        topic.encode("utf-8"), NL,
+        state,
+    ))
+
+
+def leaf_hash(originator_id: UUID | str, version: int, topic: str, state: bytes) -> bytes:
+    """RFC 6962 leaf hash of a stored event: SHA-256(0x00 || leaf bytes)."""
+    return hashlib.sha256(b"\x00" + leaf_bytes(originator_id, version, topic, state)).digest()
+
+
+# -- payloads ---------------------------------------------------------------------------------
+# Payloads are eventsourcing's JSONTranscoder output: plain JSON, where a value of a richer type is
+# written {"_type_": name, "_data_": text}. These are the names the ledger registers.
+
+
+def _decode_typed(obj: dict[str, Any]) -> Any:
+    if len(obj) == 2 and "_type_" in obj and "_data_" in obj:
+        kind, data = obj["_type_"], obj["_data_"]
+        if kind == "datetime_iso":
+            return datetime.fromisoformat(data)
+        if kind == "date_iso":
+            return date.fromisoformat(data)
+        if kind == "uuid_hex":
+            return UUID(data)
+        if kind == "decimal_str":
+            return Decimal(data)
+        raise ValueError(f"unknown payload type {kind!r}")
+    return obj
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """The payload as a dict, with typed values restored (datetime, date, UUID, Decimal)."""
+    value = json.loads(payload.decode("utf-8"), object_hook=_decode_typed)
+    if not isinstance(value, dict):
+        raise ValueError("payload is not a JSON object")
+    return value

@@ -1,0 +1,179 @@
+"""The signing mapper: every domain event leaves the application as a signed envelope.
+
+Signing happens here, below the domain: aggregates stay free of keys and I/O. The envelope format
+and the signed bytes are specified in docs/FORMAT.md and implemented in ``ledger.envelope``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, cast
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+    Transcoding,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+from keys.signer import Signer
+from ledger import envelope
+
+
+class UnsignableEvent(Exception):
+    """An event the ledger cannot sign (it names no actor, or its time has no timezone)."""
+
+
+class SignerSource(Protocol):
+    """Finds the key an event must be signed with, and learns from each signed event."""
+
+    def signer_for(self, event: DomainEventProtocol[Any], actor: str, at: datetime) -> Signer: ...
+
+    def signed(self, event: DomainEventProtocol[Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Unsigned:
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    actor: str
+    at: str
+    signer: Signer
+    payload: bytes
+    message: bytes
+
+
+_PARALLEL_FROM = 256  # below this, starting threads costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _signing_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                       thread_name_prefix="credit-sign")
+        return _pool
+
+
+def _sign_chunk(chunk: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
+    return [signer.sign(message) for signer, message in chunk]
+
+
+def sign_all(jobs: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
+    """Signatures for (signer, message) pairs, in order, using every core for large batches."""
+    workers = os.cpu_count() or 1
+    if len(jobs) < _PARALLEL_FROM or workers == 1:
+        return _sign_chunk(jobs)
+    size = -(-len(jobs) // workers)
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    return [sig for part in _signing_pool().map(_sign_chunk, chunks) for sig in part]
+
+
+class DateAsISO(Transcoding):
+    """Calendar dates (decision dates) as ``YYYY-MM-DD``."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class SigningMapper(Mapper[UUID]):
+    """Maps domain events to signed envelopes and back."""
+
+    def __init__(self, transcoder: Transcoder, signers: SignerSource | None = None) -> None:
+        super().__init__(transcoder=transcoder)
+        self.signers = signers
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        return self.to_stored_events([domain_event])[0]
+
+    def to_stored_events(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]]
+    ) -> list[StoredEvent]:
+        """Sign a batch of events in order.
+
+        Keys are chosen one event at a time (a key event changes the keys of the events after
+        it); the signatures themselves are then computed on all cores, since Ed25519 signing in
+        pyca/cryptography releases the GIL.
+        """
+        unsigned = [self._unsigned(event) for event in domain_events]
+        signatures = sign_all([(u.signer, u.message) for u in unsigned])
+        return [
+            StoredEvent(
+                originator_id=u.originator_id,
+                originator_version=u.originator_version,
+                topic=u.topic,
+                state=envelope.encode(u.actor, u.at, u.signer.kid, signature, u.payload),
+            )
+            for u, signature in zip(unsigned, signatures, strict=True)
+        ]
+
+    def _unsigned(self, domain_event: DomainEventProtocol[UUID]) -> _Unsigned:
+        topic = get_topic(domain_event.__class__)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        actor = state.pop("actor", None)
+        if not isinstance(actor, str) or not actor:
+            raise UnsignableEvent(f"event {topic} names no actor, so no one can sign it")
+        recorded_at = state.pop("timestamp")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        payload = self.transcoder.encode(state)
+        try:
+            at = envelope.format_instant(recorded_at)
+        except ValueError as exc:
+            raise UnsignableEvent(f"event {topic}: {exc}") from exc
+        if self.signers is None:
+            raise UnsignableEvent("the mapper has no key source")
+        signer = self.signers.signer_for(domain_event, actor, recorded_at)
+        self.signers.signed(domain_event)
+        message = envelope.signed_bytes(
+            originator_id, originator_version, topic, actor, at, signer.kid, payload
+        )
+        return _Unsigned(originator_id, originator_version, topic, actor, at, signer, payload,
+                         message)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(stored_event.topic)
+        try:
+            sealed = envelope.decode(stored_event.state)
+            event_state: dict[str, Any] = self.transcoder.decode(sealed.payload)
+            event_state["actor"] = sealed.actor
+            event_state["timestamp"] = sealed.recorded_at
+        except Exception as exc:
+            raise MapperDeserialisationError(
+                f"stored event {stored_event.originator_id} v{stored_event.originator_version} "
+                f"({stored_event.topic}) is not a readable signed envelope: {exc}"
+            ) from exc
+        originator_id = stored_event.originator_id
+        event_state["originator_id"] = (
+            originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        )
+        event_state["originator_version"] = stored_event.originator_version
+        class_version = getattr(cls, "class_version", 1)
+        from_version = event_state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
+            from_version += 1
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", event_state)
+        return cast(DomainEventProtocol[UUID], domain_event)

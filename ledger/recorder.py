@@ -1,0 +1,187 @@
+"""The application recorder: events, their Merkle log entries and a checkpoint in one transaction.
+
+It extends eventsourcing-sqlalchemy's recorder in two ways:
+- rows go in with one multi-row ``INSERT ... RETURNING`` per batch (SQLAlchemy's insertmanyvalues)
+  instead of one ORM object per event, which is what made bulk ingest slow;
+- the same transaction appends the events to ``ledger_log``, stores the completed Merkle nodes and
+  writes a checkpoint signed by the platform, so no committed event is ever outside a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from ledger import envelope, tables
+from ledger.bulk import BulkWriter
+from ledger.checkpoint import Checkpoint
+from ledger.merkle import CompactRange
+
+
+class LedgerCorrupted(Exception):
+    """The ledger's own tables contradict each other; writing on top of them is refused."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """What the index records about one event besides the event itself."""
+
+    stream: str
+    subject: str | None
+    recorded_at: datetime
+    effective_at: datetime | None
+
+
+class CheckpointSigner(Protocol):
+    def __call__(self, tree_size: int, root_hash: bytes) -> Checkpoint: ...
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Times are stored as naive UTC so that SQLite and PostgreSQL hold the same values."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class LedgerRecorder(SQLAlchemyApplicationRecorder):
+    def __init__(self, datastore: SQLAlchemyDatastore, *, events_table_name: str,
+                 schema_name: str | None = None) -> None:
+        super().__init__(datastore, events_table_name=events_table_name, schema_name=schema_name)
+        self.checkpoint_signer: CheckpointSigner | None = None
+        assert datastore.engine is not None
+        self.bulk = BulkWriter(datastore.engine.dialect.name, events_table_name)
+        self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
+
+    def _lock_table(self, session: Session) -> None:
+        assert self.datastore.engine is not None
+        if self.datastore.engine.dialect.name == "sqlite":
+            # A write statement, even one that changes nothing, makes pysqlite BEGIN and SQLite
+            # take the database's write lock before this transaction reads anything.
+            session.execute(text("UPDATE ledger_checkpoints SET seq = seq WHERE 0 = 1"))
+        else:
+            super()._lock_table(session)
+
+    @property
+    def events_table(self) -> Any:
+        return self.events_record_cls.__table__
+
+    def create_table(self) -> None:
+        super().create_table()
+        assert self.datastore.engine is not None
+        tables.metadata.create_all(self.datastore.engine, checkfirst=True)
+
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        session: Session | None = None,
+        log_entries: Sequence[LogEntry] | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int]:
+        if session is not None:
+            raise ProgrammingError("the ledger recorder manages its own transaction")
+        if log_entries is None or len(log_entries) != len(stored_events):
+            raise ProgrammingError("each stored event needs its log entry")
+        if self.checkpoint_signer is None:
+            raise ProgrammingError("the ledger recorder has no checkpoint signer")
+        if not stored_events:
+            return []
+        with self.transaction(commit=True) as tx:
+            notification_ids = self._insert_rows(tx, stored_events)
+            size, hashes, root = self._append_to_log(tx, stored_events, notification_ids,
+                                                     log_entries)
+            self._write_checkpoint(tx, self.checkpoint_signer(size, root))
+            self._notify_channel(tx)
+        self._head = (size, hashes)
+        return notification_ids
+
+    def _insert_rows(self, tx: Session, stored_events: Sequence[StoredEvent]) -> list[int]:
+        # Lock first (PostgreSQL: the events table; SQLite: the database), so that what this
+        # transaction reads next (the tree's size and edge) cannot change under it.
+        self._lock_table(tx)
+        return self.bulk.insert_events(tx, stored_events)
+
+    def _append_to_log(
+        self,
+        tx: Session,
+        stored_events: Sequence[StoredEvent],
+        notification_ids: Sequence[int],
+        log_entries: Sequence[LogEntry],
+    ) -> tuple[int, list[bytes], bytes]:
+        last = tx.execute(select(func.max(tables.log.c.position))).scalar()
+        size = 0 if last is None else int(last) + 1
+        if self._head is not None and self._head[0] == size:
+            hashes = list(self._head[1])
+        else:
+            hashes = load_compact_range(tx, size)
+        new_nodes: list[tuple[int, int, bytes]] = []
+        tree = CompactRange(
+            size, hashes, on_node=lambda level, idx, h: new_nodes.append((level, idx, h))
+        )
+        rows = []
+        for position, (event, nid, entry) in enumerate(
+            zip(stored_events, notification_ids, log_entries, strict=True), start=size
+        ):
+            leaf = envelope.leaf_hash(
+                event.originator_id, event.originator_version, event.topic, event.state
+            )
+            tree.append(leaf)
+            rows.append((
+                position, nid, event.originator_id, event.originator_version, entry.stream,
+                entry.subject, naive_utc(entry.recorded_at),
+                None if entry.effective_at is None else naive_utc(entry.effective_at), leaf,
+            ))
+        self.bulk.insert_log(tx, rows)
+        self.bulk.insert_nodes(tx, new_nodes)
+        return tree.size, list(tree.hashes), tree.root()
+
+    def _write_checkpoint(self, tx: Session, checkpoint: Checkpoint) -> None:
+        last = tx.execute(select(func.max(tables.checkpoints.c.seq))).scalar()
+        tx.execute(insert(tables.checkpoints), [{
+            "seq": 1 if last is None else int(last) + 1,
+            "tree_size": checkpoint.tree_size,
+            "root_hash": checkpoint.root_hash,
+            "issued_at": naive_utc(checkpoint.issued_at),
+            "kid": checkpoint.key_name,
+            "note": checkpoint.note,
+        }])
+
+    def add_checkpoint(self) -> Checkpoint:
+        """Sign a checkpoint of the tree as it stands now (``credit checkpoint``)."""
+        if self.checkpoint_signer is None:
+            raise ProgrammingError("the ledger recorder has no checkpoint signer")
+        with self.transaction(commit=True) as tx:
+            self._lock_table(tx)
+            last = tx.execute(select(func.max(tables.log.c.position))).scalar()
+            size = 0 if last is None else int(last) + 1
+            tree = CompactRange(size, load_compact_range(tx, size))
+            checkpoint = self.checkpoint_signer(size, tree.root())
+            self._write_checkpoint(tx, checkpoint)
+        return checkpoint
+
+
+def load_compact_range(tx: Session, size: int) -> list[bytes]:
+    """The perfect-subtree hashes of the stored tree of ``size`` leaves, left to right."""
+    hashes: list[bytes] = []
+    for level, idx in CompactRange.levels(size):
+        if level == 0:
+            value = tx.execute(
+                select(tables.log.c.leaf_hash).where(tables.log.c.position == idx)
+            ).scalar()
+        else:
+            value = tx.execute(
+                select(tables.tree.c.hash).where(tables.tree.c.level == level,
+                                                 tables.tree.c.idx == idx)
+            ).scalar()
+        if value is None:
+            raise LedgerCorrupted(
+                f"the Merkle tree has no node at level {level}, index {idx} for size {size}"
+            )
+        hashes.append(bytes(value))
+    return hashes

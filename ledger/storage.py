@@ -1,0 +1,63 @@
+"""Where the ledger lives: a SQLite file by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+
+class StoreUnavailable(Exception):
+    """The database named by CREDIT_DATABASE_URL cannot be used; the message says why."""
+
+
+def redacted(url: str | URL) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def parse_database_url(url: str) -> URL:
+    """Accept ``sqlite:///PATH`` and ``postgresql+psycopg2://…``; refuse anything else clearly."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreUnavailable(f"{url!r} is not a database URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreUnavailable(
+            f"{redacted(parsed)}: only sqlite:/// and postgresql+psycopg2:// databases are supported"
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg2":
+        raise StoreUnavailable(f"{redacted(parsed)}: use the postgresql+psycopg2:// driver")
+    return parsed
+
+
+def prepare_database(url: str) -> str:
+    """Check the database can be reached (creating a SQLite file's folder); return the URL."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot create the folder {folder} for {redacted(parsed)}: {exc.strerror}"
+                ) from exc
+        connect_args: dict[str, object] = {}
+    else:
+        connect_args = {"connect_timeout": 5}
+    engine = create_engine(parsed, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StoreUnavailable(f"cannot connect to {redacted(parsed)}: {reason}") from exc
+    finally:
+        engine.dispose()
+    return url

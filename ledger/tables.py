@@ -1,0 +1,83 @@
+"""The ledger's own tables beside eventsourcing's events table, written in the same transaction.
+
+- ``ledger_log``: one row per stored event in notification order: its Merkle position and leaf hash,
+  its aggregate and version, and the per-subject/time index used for time travel.
+- ``ledger_tree``: the hash of every completed perfect subtree (levels 1 and up; level 0 is
+  ``ledger_log.leaf_hash``), from which inclusion and consistency proofs are built.
+- ``ledger_checkpoints``: signed checkpoints (C2SP signed notes) over the tree.
+
+None of these is trusted by ``credit verify``: it recomputes them from the events and compares.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy_utils.types.uuid import UUIDType
+
+# Stored like eventsourcing-sqlalchemy stores originator ids (16 bytes on SQLite, uuid on
+# PostgreSQL), so the two tables join on them directly.
+AggregateId = UUIDType(binary=True)
+
+metadata = MetaData()
+
+log = Table(
+    "ledger_log",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("notification_id", BigInteger, nullable=False, unique=True),
+    Column("originator_id", AggregateId, nullable=False),
+    Column("originator_version", Integer, nullable=False),
+    Column("stream", String(64), nullable=False),
+    Column("subject", String(64), nullable=True),
+    Column("recorded_at", DateTime, nullable=False),  # naive UTC
+    Column("effective_at", DateTime, nullable=True),  # naive UTC
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+Index("ledger_log_subject_idx", log.c.subject, log.c.position)
+Index("ledger_log_stream_idx", log.c.stream, log.c.position)
+
+tree = Table(
+    "ledger_tree",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("issued_at", DateTime, nullable=False),  # naive UTC
+    Column("kid", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+
+def events_table(name: str) -> Table:
+    """eventsourcing-sqlalchemy's events table, as Core sees it, for readers that do not run
+    the application (``credit verify`` must work on a store whose key registry is broken)."""
+    return Table(
+        name,
+        MetaData(),
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("originator_id", AggregateId, nullable=False),
+        Column("originator_version", BigInteger().with_variant(Integer(), "sqlite"),
+               nullable=False),
+        Column("topic", Text, nullable=False),
+        Column("state", LargeBinary, nullable=False),
+    )

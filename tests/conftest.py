@@ -1,0 +1,239 @@
+"""Fixtures shared by every test.
+
+Storage tests run on both SQLite and PostgreSQL through the ``database_url`` fixture. PostgreSQL
+tests create their own database on 127.0.0.1:5432 (``CREDIT_TEST_PG_URL`` names the server's
+admin URL) and drop it afterwards. Without a reachable server they skip, saying how to enable
+them; under ``CI=true`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from domain import clock
+from domain.authorities import LINAN_AUTHORITIES
+from domain.identifiers import SubjectRef
+from keys.store import KeyStore
+from ledger.application import CreditLedger, RecordSubmission
+from ledger.settings import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+PASSPHRASE = "test-passphrase-0123456789"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+_pg_problem: str | None = None
+_pg_checked = False
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can."""
+    global _pg_checked, _pg_problem
+    if not _pg_checked:
+        _pg_checked = True
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            _pg_problem = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        finally:
+            engine.dispose()
+    return _pg_problem
+
+
+def require_postgres() -> None:
+    problem = postgres_problem()
+    if problem is None:
+        return
+    message = (f"PostgreSQL is not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: "
+               f"{problem}. Start it with `pg_ctlcluster --skip-systemctl-redirect "
+               f"$(ls /etc/postgresql) main start` or set CREDIT_TEST_PG_URL")
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def create_pg_database(template: str | None = None) -> str:
+    name = f"credit_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            suffix = f" TEMPLATE {template}" if template else ""
+            conn.execute(text(f"CREATE DATABASE {name}{suffix}"))
+    finally:
+        engine.dispose()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    finally:
+        engine.dispose()
+
+
+def pg_url(name: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        require_postgres()
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database on the backend under test."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'credit.db'}"
+        return
+    name = create_pg_database()
+    try:
+        yield pg_url(name)
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, keys_dir=tmp_path / "keys", passphrase=PASSPHRASE)
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[CreditLedger]:
+    app = CreditLedger(settings)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def at(text_: str) -> datetime:
+    """A UTC instant from ISO text, for frozen clocks in tests."""
+    moment = datetime.fromisoformat(text_)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+ENTERPRISE = SubjectRef("uscc", "91350100M000100Y43")
+PERSON = SubjectRef("rid", "11010519491231002X")
+
+
+def submission(actor: str, n: int, subject: SubjectRef = ENTERPRISE,
+               decided: date = date(2020, 1, 15)) -> RecordSubmission:
+    item = {"tax": "TAX-PENALTY", "market": "MKT-PENALTY", "court": "COURT-DEBTOR"}[actor]
+    return RecordSubmission(actor=actor, subject=subject, item_code=item,
+                            decision_number=f"临{actor}〔{decided.year}〕{n}号",
+                            decision_date=decided, summary=f"处罚决定 {n}",
+                            details={"amount": f"{n * 100}.00"})
+
+
+def build_scenario(app: CreditLedger) -> None:
+    """A small history with every kind of key event, used by the tamper tests.
+
+    2020-01-01 platform, credit office, tax, market, court registered; records in batches;
+    2021-06-01 the tax key rotated; 2021-07-01 the old tax key revoked from 2021-06-15;
+    more records and a correction after that.
+    """
+    with clock.frozen_at(at("2020-01-01T01:00:00")):
+        app.initialise(LINAN_AUTHORITIES[0])
+        for profile in LINAN_AUTHORITIES[1:5]:
+            app.register_authority(profile)
+    for month in range(3, 9):
+        with clock.frozen_at(at(f"2020-{month:02d}-10T02:00:00")):
+            app.submit_records([submission("tax", month * 10 + i, decided=date(2020, month, 1))
+                                for i in range(3)])
+            app.submit_records([submission("market", month * 10 + i, PERSON,
+                                           decided=date(2020, month, 2)) for i in range(2)])
+    with clock.frozen_at(at("2021-06-01T02:00:00")):
+        app.rotate_key("tax")
+    with clock.frozen_at(at("2021-07-01T02:00:00")):
+        app.revoke_key("tax-2020-1", reason="private key compromised",
+                       revoked_at=at("2021-06-15T00:00:00"))
+    with clock.frozen_at(at("2021-08-01T02:00:00")):
+        ids = app.submit_records([submission("tax", 900 + i, decided=date(2021, 7, 20))
+                                  for i in range(3)])
+    with clock.frozen_at(at("2021-08-02T02:00:00")):
+        app.correct_record(ids[0], actor="tax", reason="笔误", changes={"summary": "更正后的摘要"})
+        app.submit_records([submission("court", 1, decided=date(2021, 8, 1))])
+
+
+@dataclass
+class Template:
+    url: str
+    keys_dir: Path
+    pg_name: str | None
+
+
+_templates: dict[str, Template] = {}
+
+
+@pytest.fixture(scope="session")
+def template_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("templates")
+    yield root
+    for template in _templates.values():
+        if template.pg_name:
+            drop_pg_database(template.pg_name)
+    _templates.clear()
+
+
+def scenario_template(backend: str, root: Path) -> Template:
+    """The scenario, built once per backend per session."""
+    if backend not in _templates:
+        keys_dir = root / f"{backend}-keys"
+        if backend == "sqlite":
+            url = f"sqlite:///{root / 'scenario.db'}"
+            pg_name = None
+        else:
+            pg_name = create_pg_database()
+            url = pg_url(pg_name)
+        app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=PASSPHRASE))
+        try:
+            build_scenario(app)
+        finally:
+            app.close()
+        _templates[backend] = Template(url, keys_dir, pg_name)
+    return _templates[backend]
+
+
+@pytest.fixture
+def scenario(backend: str, template_root: Path, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of a fresh copy of the scenario ledger (database and keys)."""
+    template = scenario_template(backend, template_root)
+    keys_dir = tmp_path / "keys"
+    shutil.copytree(template.keys_dir, keys_dir)
+    if template.pg_name is None:
+        source = make_url(template.url).database
+        assert source is not None
+        for suffix in ("", "-wal", "-shm"):
+            if Path(source + suffix).exists():
+                shutil.copy(source + suffix, tmp_path / f"credit.db{suffix}")
+        yield Settings(database_url=f"sqlite:///{tmp_path / 'credit.db'}", keys_dir=keys_dir,
+                       passphrase=PASSPHRASE)
+        return
+    name = create_pg_database(template=template.pg_name)
+    try:
+        yield Settings(database_url=pg_url(name), keys_dir=keys_dir, passphrase=PASSPHRASE)
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def keystore(scenario: Settings) -> KeyStore:
+    return KeyStore(scenario.keys_dir, PASSPHRASE)

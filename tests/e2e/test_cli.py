@@ -1,0 +1,196 @@
+"""The `credit` command as a user runs it: exit codes, one-sentence errors, nothing written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import PASSPHRASE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Credit:
+    def __init__(self, database_url: str, keys_dir: Path, passphrase: str | None = PASSPHRASE):
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+        self.env.update(CREDIT_DATABASE_URL=database_url, CREDIT_KEYS_DIR=str(keys_dir))
+        if passphrase:
+            self.env["CREDIT_KEY_PASSPHRASE"] = passphrase
+        self.url = database_url
+
+    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=300)
+        if ok and result.returncode != 0:
+            raise AssertionError(f"credit {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def events(self) -> int:
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(text("SELECT count(*) FROM credit_events")).scalar() or 0)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def credit(database_url: str, tmp_path: Path) -> Credit:
+    return Credit(database_url, tmp_path / "keys")
+
+
+def test_the_demo_city_loads_verifies_and_is_not_written_twice(database_url: str,
+                                                               tmp_path: Path) -> None:
+    demo = Credit(database_url, tmp_path / "keys", passphrase=None)
+    out = demo("demo", "--subjects", "25", "--seed", "7")
+    assert "development passphrase" in out.stderr
+    assert "demo city written" in out.stdout
+    assert "25 subjects" in out.stdout
+    verified = demo("verify")
+    assert verified.stdout.startswith("OK: ")
+    assert "every event is under a checkpoint" in verified.stdout
+    report = json.loads(demo("verify", "--json").stdout)
+    assert report["ok"] is True and report["failures"] == []
+    assert report["events"] == demo.events() > 25
+    again = demo("demo", "--subjects", "25", "--seed", "7")
+    assert "nothing written" in again.stdout
+    assert demo.events() == report["events"]
+
+
+def test_the_demo_city_is_deterministic(tmp_path: Path) -> None:
+    def payloads(name: str) -> list[tuple[str, bytes]]:
+        url = f"sqlite:///{tmp_path / name}.db"
+        Credit(url, tmp_path / f"{name}-keys")("demo", "--subjects", "15", "--seed", "3")
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT topic, state FROM credit_events ORDER BY id")).all()
+        engine.dispose()
+        # Keys differ between key folders; everything but the key material is the same.
+        return [(topic, bytes(state).split(b"\n", 1)[1]) for topic, state in rows
+                if "Authority" not in topic]
+
+    assert payloads("a") == payloads("b")
+
+
+def test_a_malformed_identifier_is_refused_and_nothing_written(credit: Credit) -> None:
+    credit("init")
+    before = credit.events()
+    result = credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y4Z",
+                    "--item", "TAX-PENALTY", "--decision-number", "1", "--decision-date",
+                    "2026-01-05", "--summary", "x", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: '91350100M000100Y4Z' is not valid: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert credit.events() == before
+
+
+def test_an_unknown_authority_is_refused_and_nothing_written(credit: Credit) -> None:
+    credit("init")
+    before = credit.events()
+    result = credit("record", "submit", "--as", "nobody", "--subject", "91350100M000100Y43",
+                    "--item", "TAX-PENALTY", "--decision-number", "1", "--decision-date",
+                    "2026-01-05", "--summary", "x", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: authority 'nobody' is not registered in the ledger"
+    assert credit.events() == before
+
+
+def test_a_record_is_submitted_corrected_and_verified(credit: Credit) -> None:
+    credit("init")
+    out = json.loads(credit("record", "submit", "--as", "tax", "--subject",
+                            "rid:11010519491231002X", "--item", "TAX-PENALTY",
+                            "--decision-number", "临税罚〔2026〕1号", "--decision-date",
+                            "2026-01-05", "--summary", "逾期申报", "--json").stdout)
+    assert out["subject"] == "1101**********002X"
+    corrected = json.loads(credit("record", "correct", out["record_id"], "--as", "tax",
+                                  "--reason", "笔误", "--set", "summary=逾期申报(更正)",
+                                  "--json").stdout)
+    assert corrected["version"] == 2
+    assert credit("verify").returncode == 0
+
+
+def test_a_missing_passphrase_is_one_clear_sentence(database_url: str, tmp_path: Path) -> None:
+    result = Credit(database_url, tmp_path / "keys", passphrase=None)("init", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: CREDIT_KEY_PASSPHRASE is not set")
+    assert not (tmp_path / "keys").exists() or not list((tmp_path / "keys").iterdir())
+
+
+def test_an_unreadable_key_file_is_named(credit: Credit, tmp_path: Path) -> None:
+    credit("init")
+    (tmp_path / "keys" / "tax-2026-1.key").write_text("not a key")
+    before = credit.events()
+    result = credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
+                    "--item", "TAX-PENALTY", "--decision-number", "1", "--decision-date",
+                    "2026-01-05", "--summary", "x", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot read key file ")
+    assert "tax-2026-1.key: wrong passphrase or damaged file" in result.stderr
+    assert credit.events() == before
+
+
+def test_a_database_that_does_not_connect_is_one_clear_sentence(tmp_path: Path) -> None:
+    credit = Credit("postgresql+psycopg2://nobody@127.0.0.1:1/nothing", tmp_path / "keys")
+    result = credit("verify", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot connect to postgresql+psycopg2://nobody@")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_keys_are_listed_rotated_and_revoked(credit: Credit) -> None:
+    credit("init")
+    listed = json.loads(credit("keys", "list", "--json").stdout)["keys"]
+    assert {k["authority"] for k in listed} >= {"platform", "tax", "court", "credit-office"}
+    assert all(k["status"] == "active" for k in listed)
+    rotated = credit("keys", "rotate", "tax").stdout
+    assert rotated.strip() == "tax now signs with tax-2026-2"
+    credit("keys", "revoke", "tax-2026-1", "--reason", "retired after rotation")
+    statuses = {k["kid"]: k["status"] for k in
+                json.loads(credit("keys", "list", "--json").stdout)["keys"]}
+    assert statuses["tax-2026-1"] == "revoked" and statuses["tax-2026-2"] == "active"
+    refused = credit("keys", "revoke", "tax-2026-1", "--reason", "again", ok=False)
+    assert refused.stderr.strip() == "error: key tax-2026-1 is already revoked"
+    assert credit("verify").returncode == 0
+
+
+def test_verify_names_the_first_failure_and_exits_1(credit: Credit) -> None:
+    credit("init")
+    engine = create_engine(credit.url)
+    with engine.begin() as conn:
+        nid, state = conn.execute(text(
+            "SELECT id, state FROM credit_events ORDER BY id DESC LIMIT 1")).one()
+        conn.execute(text("UPDATE credit_events SET state = :s WHERE id = :i"),
+                     {"s": bytes(state).replace(b"Lin", b"Lxn"), "i": nid})
+    engine.dispose()
+    result = credit("verify", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("FAILED: ")
+    assert f"notification {nid}" in result.stderr
+    report = json.loads(credit("verify", "--json", ok=False).stdout)
+    assert report["ok"] is False
+    first = report["failures"][0]
+    assert set(first) == {"notification_id", "originator_id", "version", "reason"}
+    assert first["notification_id"] == nid
+    assert first["reason"].startswith("signature does not match key platform-")
+
+
+def test_a_checkpoint_signature_checks_with_openssl(credit: Credit, tmp_path: Path) -> None:
+    credit("init")
+    cp = json.loads(credit("checkpoint", "--json").stdout)
+    body, _, signature_line = cp["note"].rpartition("\n\n")
+    (tmp_path / "body.txt").write_bytes((body + "\n").encode())
+    blob = base64.b64decode(signature_line.split(" ")[2])
+    (tmp_path / "sig.bin").write_bytes(blob[4:])
+    pub = tmp_path / "keys" / f"{cp['kid']}.pub"
+    result = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(pub),
+                             "-rawin", "-in", str(tmp_path / "body.txt"), "-sigfile",
+                             str(tmp_path / "sig.bin")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Signature Verified Successfully" in result.stdout

@@ -1,0 +1,297 @@
+"""Edit the store directly with SQL, as an insider could, and expect `verify` to name what changed.
+
+Each test runs on SQLite and PostgreSQL against a fresh copy of the scenario in conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from keys.signer import Signer
+from keys.store import KeyStore
+from ledger import envelope
+from ledger.application import EVENTS_TABLE, CreditLedger
+from ledger.checkpoint import make_checkpoint, parse_checkpoint
+from ledger.recorder import naive_utc
+from ledger.settings import Settings
+from ledger.verify import LedgerVerifier, VerifyReport
+
+
+@contextmanager
+def engine_of(settings: Settings) -> Iterator[Engine]:
+    engine = create_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def verify(settings: Settings) -> VerifyReport:
+    app = CreditLedger(settings)
+    try:
+        platform = app.registry.keys["platform-2020-1"].public_key
+        return LedgerVerifier(app.engine, app.recorder.events_table,
+                              trusted_platform_keys=[platform]).run()
+    finally:
+        app.close()
+
+
+def events(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            f"SELECT id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+            "ORDER BY id")).all()
+
+
+def uuid_of(engine: Engine, raw: Any) -> UUID:
+    return UUID(bytes=bytes(raw)) if engine.dialect.name == "sqlite" else UUID(str(raw))
+
+
+def set_state(engine: Engine, nid: int, state: bytes) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {EVENTS_TABLE} SET state = :s WHERE id = :id"),
+                     {"s": state, "id": nid})
+
+
+def resign(engine: Engine, row: Any, signer: Signer, payload: bytes | None = None) -> bytes:
+    """The row's event with (optionally) a new payload, signed by ``signer`` per FORMAT.md."""
+    sealed = envelope.decode(bytes(row.state))
+    body = sealed.payload if payload is None else payload
+    oid = uuid_of(engine, row.originator_id)
+    message = envelope.signed_bytes(oid, row.originator_version, row.topic, sealed.actor,
+                                    sealed.at, signer.kid, body)
+    return envelope.encode(sealed.actor, sealed.at, signer.kid, signer.sign(message), body)
+
+
+def first(report: VerifyReport) -> str:
+    assert not report.ok, "verify passed a tampered store"
+    assert report.first_failure is not None
+    return str(report.first_failure)
+
+
+def test_an_untouched_store_verifies_clean(scenario: Settings) -> None:
+    report = verify(scenario)
+    assert report.ok, report.failures
+    assert report.failure_count == 0
+    assert report.events > 40
+    assert report.checkpoints > 10
+    assert report.uncheckpointed == 0
+    assert "trusted platform key" in report.trust
+
+
+def test_one_byte_changed_in_a_payload_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        row = [r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted")][5]
+        state = bytearray(bytes(row.state))
+        where = bytes(state).index(b'"amount":"') + len(b'"amount":"')
+        state[where] = ord("9") if state[where] != ord("9") else ord("8")
+        set_state(engine, row.id, bytes(state))
+    report = verify(scenario)
+    failure = report.first_failure
+    assert failure is not None and failure.notification_id == row.id
+    assert failure.version == row.originator_version
+    assert "signature does not match key" in failure.reason
+    assert any("differs from the event the ledger logged" in f.reason for f in report.failures)
+
+
+def test_two_events_payloads_swapped_are_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        a, b = [r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted")][2:4]
+        set_state(engine, a.id, bytes(b.state))
+        set_state(engine, b.id, bytes(a.state))
+    report = verify(scenario)
+    assert report.first_failure is not None
+    assert report.first_failure.notification_id == a.id
+    assert "signature does not match" in first(report)
+    assert any(f.notification_id == b.id and "signature" in f.reason for f in report.failures)
+
+
+def test_a_middle_event_deleted_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        rows = events(engine)
+        middle = rows[len(rows) // 2]
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {EVENTS_TABLE} WHERE id = :id"), {"id": middle.id})
+    report = verify(scenario)
+    failure = report.first_failure
+    assert failure is not None and failure.notification_id == middle.id
+    assert failure.version == middle.originator_version
+    assert "missing from the event store" in failure.reason
+    assert any("signed root does not match" in f.reason for f in report.failures)
+
+
+def test_the_last_event_deleted_after_a_checkpoint_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        last = events(engine)[-1]
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {EVENTS_TABLE} WHERE id = :id"), {"id": last.id})
+    report = verify(scenario)
+    failure = report.first_failure
+    assert failure is not None and failure.notification_id == last.id
+    assert "missing from the event store" in failure.reason
+    assert any("events are missing from the end" in f.reason for f in report.failures)
+
+
+def test_a_forged_event_signed_with_an_unregistered_key_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        template = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted"))
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        forger = Signer("tax-2021-9", Ed25519PrivateKey.generate())
+        forged_id = uuid4()
+        sealed = envelope.decode(bytes(template.state))
+        message = envelope.signed_bytes(forged_id, 1, template.topic, "tax", sealed.at,
+                                        forger.kid, sealed.payload)
+        state = envelope.encode("tax", sealed.at, forger.kid, forger.sign(message),
+                                sealed.payload)
+        oid: Any = forged_id.bytes if engine.dialect.name == "sqlite" else str(forged_id)
+        with engine.begin() as conn:
+            conn.execute(text(
+                f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
+                "VALUES (:o, 1, :t, :s)"), {"o": oid, "t": template.topic, "s": state})
+        forged_nid = events(engine)[-1].id
+    report = verify(scenario)
+    failure = report.first_failure
+    assert failure is not None and failure.notification_id == forged_nid
+    assert failure.originator_id == str(forged_id)
+    assert failure.reason == "key 'tax-2021-9' is not in the key registry"
+    assert report.uncheckpointed == 1
+
+
+def test_an_event_resigned_with_a_revoked_key_is_named(scenario: Settings,
+                                                       keystore: KeyStore) -> None:
+    with engine_of(scenario) as engine:
+        # A tax record written in August 2021, after tax-2020-1 was revoked from 2021-06-15.
+        row = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted")
+               and b'"actor":"tax"' in bytes(r.state)
+               and b"2021-08-01" in bytes(r.state))
+        payload = envelope.decode(bytes(row.state)).payload.replace(b"900.00", b"9.00")
+        set_state(engine, row.id, resign(engine, row, keystore.signer("tax-2020-1"), payload))
+    report = verify(scenario)
+    failure = report.first_failure
+    assert failure is not None and failure.notification_id == row.id
+    assert failure.reason.startswith("key tax-2020-1 was revoked at 2021-06-15")
+
+
+def test_a_checkpoint_replaced_by_an_inconsistent_one_is_named(scenario: Settings,
+                                                               keystore: KeyStore) -> None:
+    with engine_of(scenario) as engine:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT seq, tree_size, note FROM ledger_checkpoints ORDER BY seq")).all()
+        target = rows[len(rows) // 2]
+        original = parse_checkpoint(target.note)
+        platform = keystore.signer("platform-2020-1")
+        # A validly signed checkpoint of the same size whose root the log never had.
+        forged = make_checkpoint(original.origin, original.tree_size, bytes(32),
+                                 original.issued_at, platform.kid, platform.public_key,
+                                 platform.sign)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE ledger_checkpoints SET note = :n, root_hash = :r WHERE seq = :s"),
+                {"n": forged.note, "r": forged.root_hash, "s": target.seq})
+    report = verify(scenario)
+    reasons = [f.reason for f in report.failures]
+    assert not report.ok
+    assert reasons[0] == (f"checkpoint {target.seq} (size {target.tree_size}): its signed root "
+                          "does not match the root of the stored events at that size")
+    assert any(r.startswith(f"checkpoint {target.seq} is not consistent with checkpoint")
+               for r in reasons)
+    assert report.failure_count == 2
+
+
+def test_a_checkpoint_with_a_forged_signature_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        with engine.connect() as conn:
+            seq, note = conn.execute(text(
+                "SELECT seq, note FROM ledger_checkpoints ORDER BY seq DESC LIMIT 1")).one()
+        body, _, sig_line = note.rpartition("\n\n")
+        tampered = body.replace("\ntime 2021", "\ntime 2022") + "\n\n" + sig_line
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_checkpoints SET note = :n WHERE seq = :s"),
+                         {"n": tampered, "s": seq})
+    report = verify(scenario)
+    assert any(f.reason == f"checkpoint {seq}: signature does not match key platform-2020-1"
+               for f in report.failures)
+
+
+def test_a_truncated_log_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        rows = events(engine)
+        cut = rows[-5]
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {EVENTS_TABLE} WHERE id >= :id"), {"id": cut.id})
+            conn.execute(text("DELETE FROM ledger_log WHERE notification_id >= :id"),
+                         {"id": cut.id})
+    report = verify(scenario)
+    assert not report.ok
+    assert report.events == len(rows) - 5
+    assert any(f"covers {len(rows)} events, but the store holds {len(rows) - 5}" in f.reason
+               for f in report.failures)
+
+
+def test_a_gap_in_an_aggregates_versions_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        corrected = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Corrected"))
+        oid = corrected.originator_id
+        with engine.begin() as conn:
+            conn.execute(text(
+                f"UPDATE {EVENTS_TABLE} SET originator_version = 3 "
+                "WHERE originator_id = :o AND originator_version = 2"), {"o": oid})
+    report = verify(scenario)
+    assert any(f.notification_id == corrected.id and "version 2 is missing" in f.reason
+               for f in report.failures)
+
+
+def test_a_rewritten_ledger_fails_against_the_trusted_platform_key(scenario: Settings) -> None:
+    app = CreditLedger(scenario)
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        other = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw,
+                                                                       PublicFormat.Raw)
+        report = LedgerVerifier(app.engine, app.recorder.events_table,
+                                trusted_platform_keys=[other]).run()
+    finally:
+        app.close()
+    assert not report.ok
+    assert "is not the trusted platform key" in first(report)
+
+
+def test_events_written_outside_the_ledger_are_not_under_a_checkpoint(
+        scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        last = events(engine)[-1]
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM ledger_checkpoints WHERE tree_size >= "
+                              "(SELECT max(tree_size) FROM ledger_checkpoints)"))
+            conn.execute(text("DELETE FROM ledger_log WHERE notification_id = :id"),
+                         {"id": last.id})
+    report = verify(scenario)
+    assert report.uncheckpointed >= 1
+    assert any("not in the ledger's log index" in f.reason for f in report.failures)
+
+
+@pytest.mark.parametrize("column", ["kid", "issued_at"])
+def test_checkpoint_columns_must_match_the_signed_note(scenario: Settings, column: str) -> None:
+    with engine_of(scenario) as engine:
+        value: Any = "platform-2099-1" if column == "kid" else naive_utc(
+            parse_checkpoint(_first_note(engine)).issued_at + timedelta(days=1))
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE ledger_checkpoints SET {column} = :v WHERE seq = 1"),
+                         {"v": value})
+    report = verify(scenario)
+    assert any(f.reason == "checkpoint 1: its stored columns differ from its signed note"
+               for f in report.failures)
+
+
+def _first_note(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT note FROM ledger_checkpoints WHERE seq = 1"))
+                   .scalar())
