@@ -1,0 +1,1 @@
+"""The `credit` command line."""

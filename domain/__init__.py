@@ -1,0 +1,1 @@
+"""The pure credit domain: identifiers, the ledger clock, aggregates and their rules."""

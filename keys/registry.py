@@ -18,7 +18,7 @@ checked in this order, the first broken rule named:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 PLATFORM = "platform"
 
@@ -288,6 +288,16 @@ class KeyRegistry:
         if not usable:
             raise NoValidKey(actor, at, reasons)
         return max(usable, key=lambda k: k.valid_from)
+
+    def signing_window(self, actor: str, key: RegisteredKey) -> tuple[datetime, datetime | None]:
+        """The times [start, end) over which ``key_for_signing(actor, t)`` keeps returning
+        ``key`` (end None: open), so a writer can reuse its choice for a whole batch."""
+        ends = [t for t in (key.expires_at,) if t is not None]
+        if key.retired_at is not None:
+            ends.append(key.retired_at + timedelta(microseconds=1))
+        ends += [self.keys[k].valid_from for k in self.authorities[actor].kids
+                 if self.keys[k].valid_from > key.valid_from]
+        return key.valid_from, min(ends) if ends else None
 
     def platform_keys(self) -> list[RegisteredKey]:
         entry = self.authorities.get(PLATFORM)

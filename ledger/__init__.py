@@ -1,0 +1,1 @@
+"""The signed, append-only ledger: application, storage, Merkle log, checkpoints, verification."""

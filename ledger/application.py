@@ -42,7 +42,7 @@ from ledger import tables
 from ledger.checkpoint import Checkpoint, make_checkpoint
 from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import LedgerCorrupted, LedgerRecorder, LogEntry
-from ledger.registry_events import REGISTERED_TOPIC, registry_fact
+from ledger.registry_events import REGISTERED_TOPIC, REGISTRY_TOPICS, registry_fact
 from ledger.registry_replay import RegistryReplay
 from ledger.settings import Settings
 from ledger.storage import prepare_database
@@ -106,6 +106,8 @@ class SigningSession:
         self.registry = registry
         self.codes = codes
         self.keystore = keystore
+        # actor -> (signer, start, end): the key choice holds for any time in [start, end)
+        self._chosen: dict[str, tuple[Signer, datetime, datetime | None]] = {}
 
     def signer_for(self, event: DomainEventProtocol[Any], actor: str, at: datetime) -> Signer:
         if self.registry.is_empty:
@@ -116,8 +118,13 @@ class SigningSession:
                     raise PrivateKeyMismatch(kid)
                 return signer
             raise NotInitialised()
+        chosen = self._chosen.get(actor)
+        if chosen is not None and chosen[1] <= at and (chosen[2] is None or at < chosen[2]):
+            return chosen[0]
         key = self.registry.key_for_signing(actor, at)
-        return self.signer(key)
+        signer = self.signer(key)
+        self._chosen[actor] = (signer, *self.registry.signing_window(actor, key))
+        return signer
 
     def signer(self, key: RegisteredKey) -> Signer:
         signer = self.keystore.signer(key.kid)
@@ -125,11 +132,14 @@ class SigningSession:
             raise PrivateKeyMismatch(key.kid)
         return signer
 
-    def signed(self, event: DomainEventProtocol[Any]) -> None:
+    def signed(self, event: DomainEventProtocol[Any], topic: str) -> None:
+        if topic not in REGISTRY_TOPICS:
+            return
         oid = str(event.originator_id)
-        fact = registry_fact(get_topic(type(event)), vars(event), self.codes.get(oid), None)
+        fact = registry_fact(topic, vars(event), self.codes.get(oid), None)
         if fact is not None:
             self.registry.apply(fact)
+            self._chosen.clear()
             if get_topic(type(event)) == REGISTERED_TOPIC:
                 self.codes[oid] = str(event.code)  # type: ignore[attr-defined]
 
@@ -225,6 +235,8 @@ class CreditLedger(Application[UUID]):
             if isinstance(obj, LedgerAggregate):
                 processing_event.events.extend(obj.collect_events())
                 processing_event.aggregates[obj.id] = obj
+            elif isinstance(obj, LedgerAggregate.Event):
+                processing_event.events.append(obj)
             elif obj is not None:
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
@@ -378,20 +390,20 @@ class CreditLedger(Application[UUID]):
 
     def submit_records(self, submissions: Iterable[RecordSubmission]) -> list[UUID]:
         """Submit many records in one transaction (all or nothing)."""
-        records = [
-            CreditRecord.submit(
+        events = [
+            CreditRecord.submission(
                 actor=s.actor, subject=s.subject, item_code=s.item_code,
                 decision_number=s.decision_number, decision_date=s.decision_date,
                 summary=s.summary, details=s.details,
             )
             for s in submissions
         ]
-        self._save_new(records)
-        return [r.id for r in records]
+        self._save_new(events)
+        return [e.originator_id for e in events]
 
-    def _save_new(self, aggregates: Sequence[LedgerAggregate]) -> None:
+    def _save_new(self, events: Sequence[LedgerAggregate.Event]) -> None:
         try:
-            self.save(*aggregates)
+            self.save(*events)
         except IntegrityError as exc:
             raise RecordAlreadySubmitted(
                 "a record with the same department, item, decision number and subject "
@@ -423,7 +435,10 @@ class CreditLedger(Application[UUID]):
 def log_entry(event: DomainEventProtocol[Any], aggregate: object | None) -> LogEntry:
     """The index row of an event: its stream (aggregate class), subject and two times."""
     stream = type(event).__qualname__.rsplit(".", 1)[0]
-    subject = aggregate.subject_key if isinstance(aggregate, LedgerAggregate) else None
+    if isinstance(aggregate, LedgerAggregate):
+        subject = aggregate.subject_key
+    else:  # an event saved on its own: only creation events of new aggregates are
+        subject = getattr(event, "subject", None)
     recorded_at: datetime = getattr(event, "timestamp")  # noqa: B009 - not on the Protocol
     return LogEntry(stream=stream, subject=subject, recorded_at=recorded_at,
                     effective_at=effective_at(event))

@@ -47,7 +47,7 @@ def driver_errors() -> Iterator[None]:
 
 def _sqlite_time(moment: datetime | None) -> str | None:
     # SQLAlchemy's SQLite DATETIME storage format, so ORM and Core reads parse it back.
-    return None if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return None if moment is None else moment.isoformat(" ", "microseconds")
 
 
 class BulkWriter:

@@ -67,10 +67,7 @@ def parse_instant(text: str) -> datetime:
     return moment
 
 
-def _field(name: str, value: str) -> bytes:
-    if "\n" in value:
-        raise ValueError(f"{name} must not contain a newline")
-    return value.encode("utf-8") + NL
+_HEADER_FIELDS = ("originator id", "version", "topic", "actor", "at", "kid")
 
 
 def signed_bytes(
@@ -78,16 +75,13 @@ def signed_bytes(
     payload: bytes,
 ) -> bytes:
     """The exact bytes an event's signature covers (docs/FORMAT.md §2)."""
-    return b"".join((
-        EVENT_CONTEXT,
-        _field("originator id", str(originator_id)),
-        _field("version", str(int(version))),
-        _field("topic", topic),
-        _field("actor", actor),
-        _field("at", at),
-        _field("kid", kid),
-        payload,
-    ))
+    fields = (str(originator_id), str(int(version)), topic, actor, at, kid)
+    header = "\n".join(fields)
+    if header.count("\n") != 5:
+        bad = next(name for name, value in zip(_HEADER_FIELDS, fields, strict=True)
+                   if "\n" in value)
+        raise ValueError(f"{bad} must not contain a newline")
+    return EVENT_CONTEXT + header.encode("utf-8") + NL + payload
 
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")

@@ -38,7 +38,7 @@ class SignerSource(Protocol):
 
     def signer_for(self, event: DomainEventProtocol[Any], actor: str, at: datetime) -> Signer: ...
 
-    def signed(self, event: DomainEventProtocol[Any]) -> None: ...
+    def signed(self, event: DomainEventProtocol[Any], topic: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class SigningMapper(Mapper[UUID]):
         if self.signers is None:
             raise UnsignableEvent("the mapper has no key source")
         signer = self.signers.signer_for(domain_event, actor, recorded_at)
-        self.signers.signed(domain_event)
+        self.signers.signed(domain_event, topic)
         message = envelope.signed_bytes(
             originator_id, originator_version, topic, actor, at, signer.kid, payload
         )

@@ -30,7 +30,7 @@ class LedgerCorrupted(Exception):
     """The ledger's own tables contradict each other; writing on top of them is refused."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LogEntry:
     """What the index records about one event besides the event itself."""
 

@@ -1,0 +1,137 @@
+"""Rules of the first domain slice: authorities and their keys, credit records."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from domain import clock
+from domain.authorities import (
+    Authority,
+    InvalidAuthorityCode,
+    KeyAlreadyRevoked,
+    KeyNotOfAuthority,
+    LastPlatformKey,
+    NotByPlatform,
+    RevocationInFuture,
+    UnknownKind,
+)
+from domain.base import effective_at
+from domain.identifiers import SubjectRef
+from domain.records import CreditRecord, InvalidRecord, NotRecordOwner
+
+NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+SUBJECT = SubjectRef("uscc", "91350100M000100Y43")
+
+
+def authority(code: str = "tax") -> Authority:
+    with clock.frozen_at(NOW):
+        return Authority.register(actor="platform", code=code, kind="department", name_zh="税务",
+                                  name_en="Tax", kid=f"{code}-2026-1", public_key="k",
+                                  valid_from=NOW)
+
+
+def test_only_the_platform_registers_authorities() -> None:
+    with pytest.raises(NotByPlatform):
+        Authority.register(actor="tax", code="tax", kind="department", name_zh="x", name_en="x",
+                           kid="tax-2026-1", public_key="k", valid_from=NOW)
+
+
+@pytest.mark.parametrize("code", ["Tax", "t", "tax bureau", "-tax"])
+def test_authority_codes_are_short_lower_case_names(code: str) -> None:
+    with pytest.raises(InvalidAuthorityCode):
+        Authority.register(actor="platform", code=code, kind="department", name_zh="x",
+                           name_en="x", kid="x-2026-1", public_key="k", valid_from=NOW)
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(UnknownKind):
+        Authority.register(actor="platform", code="tax", kind="bank", name_zh="x", name_en="x",
+                           kid="tax-2026-1", public_key="k", valid_from=NOW)
+
+
+def test_a_rotation_retires_the_current_key_and_numbers_the_new_one() -> None:
+    tax = authority()
+    assert tax.next_kid(2026) == "tax-2026-2"
+    with clock.frozen_at(NOW):
+        tax.rotate_key(actor="platform", kid="tax-2026-2", public_key="k2", valid_from=NOW)
+    assert tax.key("tax-2026-1").retired_at == NOW
+    current = tax.current_key(NOW)
+    assert current is not None and current.kid == "tax-2026-2"
+    event = tax.collect_events()[-1]
+    assert vars(event)["retires"] == "tax-2026-1"
+
+
+def test_revocation_rules() -> None:
+    tax = authority()
+    with clock.frozen_at(NOW):
+        with pytest.raises(RevocationInFuture):
+            tax.revoke_key(actor="platform", kid="tax-2026-1", reason="x",
+                           revoked_at=datetime(2027, 1, 1, tzinfo=UTC))
+        with pytest.raises(KeyNotOfAuthority):
+            tax.revoke_key(actor="platform", kid="court-2026-1", reason="x", revoked_at=NOW)
+        tax.revoke_key(actor="platform", kid="tax-2026-1", reason="lost", revoked_at=NOW)
+        with pytest.raises(KeyAlreadyRevoked):
+            tax.revoke_key(actor="platform", kid="tax-2026-1", reason="again", revoked_at=NOW)
+
+
+def test_the_platform_keeps_one_valid_key() -> None:
+    platform = authority("platform")
+    with clock.frozen_at(NOW), pytest.raises(LastPlatformKey):
+        platform.revoke_key(actor="platform", kid="platform-2026-1", reason="x", revoked_at=NOW)
+
+
+def submit(**changes: object) -> CreditRecord:
+    fields: dict[str, object] = dict(actor="tax", subject=SUBJECT, item_code="TAX-PENALTY",
+                                     decision_number="临税罚〔2026〕1号",
+                                     decision_date=date(2026, 2, 1), summary="逾期申报",
+                                     details={"amount": "100.00"})
+    fields.update(changes)
+    with clock.frozen_at(NOW):
+        return CreditRecord.submit(**fields)  # type: ignore[arg-type]
+
+
+def test_the_bulk_submission_event_is_the_event_the_aggregate_records() -> None:
+    with clock.frozen_at(NOW):
+        direct = CreditRecord.submission(
+            actor="tax", subject=SUBJECT, item_code="TAX-PENALTY",
+            decision_number="临税罚〔2026〕1号", decision_date=date(2026, 2, 1),
+            summary="逾期申报", details={"amount": "100.00"})
+    via_aggregate = submit().collect_events()[0]
+    assert type(direct) is type(via_aggregate)
+    assert vars(direct) == vars(via_aggregate)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"summary": "  "}, "summary must not be empty"),
+    ({"decision_number": ""}, "decision number must not be empty"),
+    ({"item_code": "tax penalty"}, "not a catalogue item code"),
+    ({"decision_date": date(2026, 3, 2)}, "is in the future"),
+])
+def test_a_record_that_breaks_a_rule_is_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidRecord, match=message):
+        submit(**changes)
+
+
+def test_a_correction_names_the_version_it_supersedes() -> None:
+    record = submit()
+    with clock.frozen_at(NOW):
+        record.correct(actor="tax", reason="笔误", changes={"summary": "逾期未申报"})
+    corrected = record.collect_events()[-1]
+    assert vars(corrected)["supersedes"] == 1
+    assert record.summary == "逾期未申报" and record.version == 2
+    with pytest.raises(NotRecordOwner):
+        record.correct(actor="court", reason="x", changes={"summary": "y"})
+    with pytest.raises(InvalidRecord, match="at least one field"):
+        record.correct(actor="tax", reason="x", changes={})
+
+
+def test_the_effective_time_of_a_decision_is_the_start_of_its_day_in_china() -> None:
+    event = submit().collect_events()[0]
+    assert effective_at(event) == datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
+
+
+def test_events_take_the_ledger_clock() -> None:
+    event = submit().collect_events()[0]
+    assert event.timestamp == NOW
