@@ -30,6 +30,8 @@ def oid_text(raw: Any) -> str:
     if isinstance(raw, (bytes, memoryview)):
         h = bytes(raw).hex()
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if isinstance(raw, str) and len(raw) == 36 and raw.islower():
+        return raw  # PostgreSQL's own text form of a uuid is already the canonical one
     return str(raw) if isinstance(raw, UUID) else str(UUID(str(raw)))
 
 
