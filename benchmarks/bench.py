@@ -32,8 +32,10 @@ from sqlalchemy.engine import make_url
 from domain import clock
 from domain.authorities import LINAN_AUTHORITIES
 from domain.identifiers import SubjectRef
-from ledger.application import CreditLedger, RecordSubmission
-from ledger.demo import ITEMS, make_resident_id, make_uscc
+from ledger.application import CreditLedger
+from ledger.demo import make_resident_id, make_uscc
+from ledger.policy_files import bundled_policies
+from ledger.services import CreditServices, RecordSubmission
 from ledger.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -111,48 +113,52 @@ def database(kind: str, folder: Path, keep: bool) -> Iterator[str]:
 
 
 def submissions(n: int, seed: int = 1) -> Iterator[RecordSubmission]:
-    """A synthetic city's records: subjects with valid identifiers, every department."""
+    """A synthetic city's records: subjects with valid identifiers, every department's items."""
     rng = random.Random(seed)
     subjects = [SubjectRef("uscc", make_uscc(rng, "330112")) for _ in range(max(n // 5, 1))]
     subjects += [SubjectRef("rid", make_resident_id(rng, "330112")) for _ in range(max(n // 20, 1))]
-    departments = list(ITEMS)
+    catalogue = next(d for d in bundled_policies() if d["kind"] == "catalogue")
+    items = [(i["department"], i["code"], i["name_zh"]) for i in catalogue["items"]]
     start = date(2016, 1, 4)
     for i in range(n):
-        department = departments[i % len(departments)]
-        item_code, title = ITEMS[department][i % len(ITEMS[department])]
+        department, item_code, title = items[i % len(items)]
+        subject = subjects[rng.randrange(len(subjects))]
         yield RecordSubmission(
-            actor=department, subject=subjects[rng.randrange(len(subjects))], item_code=item_code,
+            actor=department, subject=subject, item_code=item_code,
             decision_number=f"临{department}罚〔{i // 1000}〕{i}号",
             decision_date=start + timedelta(days=rng.randrange(3900)),
             summary=title, details={"amount": f"{rng.randrange(100, 500000)}.00"},
+            subject_name=f"主体{subject.code[-6:]}",
         )
 
 
 def ingest(url: str, keys_dir: Path, events: int, batch: int) -> tuple[float, int]:
-    """Signed events per second through CreditLedger.submit_records, and the events written."""
+    """Signed records per second through CreditServices.submit_records, and the events stored."""
     app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=PASSPHRASE))
     try:
+        services = CreditServices(app)
         with clock.frozen_at(datetime(2026, 11, 1, tzinfo=UTC)):
             app.initialise(LINAN_AUTHORITIES[0])
             for profile in LINAN_AUTHORITIES[1:]:
                 app.register_authority(profile)
+            services.publish_bundled()
         pending: list[RecordSubmission] = []
-        written = 0
+        before = app.event_count()
         started = time.perf_counter()
         for submission in submissions(events):
             pending.append(submission)
             if len(pending) == batch:
-                app.submit_records(pending)
-                written += len(pending)
+                services.submit_records(pending)
                 pending = []
                 if sys.stderr.isatty():
-                    print(f"\r  ingest {written}/{events}", end="", file=sys.stderr)
+                    print(f"\r  ingest {app.event_count() - before}/{events}", end="",
+                          file=sys.stderr)
         if pending:
-            app.submit_records(pending)
-            written += len(pending)
+            services.submit_records(pending)
         elapsed = time.perf_counter() - started
         if sys.stderr.isatty():
             print(file=sys.stderr)
+        written = app.event_count() - before
         return written / elapsed, app.event_count()
     finally:
         app.close()

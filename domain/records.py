@@ -1,7 +1,10 @@
-"""Credit records: what a department submits about a subject, and how the department corrects it.
+"""Credit records: submitted by the department that owns the catalogue item, corrected, revoked,
+their public display ended, repaired.
 
-A record is never deleted or rewritten: a correction is a new event that names the version it
-supersedes and the reason.
+A record is never deleted or rewritten. A correction is a new event naming the version it
+supersedes; revocation, the end of disclosure and repair are facts added on top. The credit office
+may correct, complete, revoke or end the disclosure of any record, but only as the outcome of an
+objection ruling, which the event names.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from eventsourcing.utils import get_topic
 from domain import clock
 from domain.base import CHINA_TIME, DomainError, LedgerAggregate
 from domain.identifiers import SubjectRef
+from domain.policies import Catalogue
 
 ITEM_CODE = re.compile(r"^[A-Z][A-Z0-9.-]{1,31}$")
 CORRECTABLE_FIELDS = ("decision_number", "decision_date", "summary", "details")
@@ -28,11 +32,31 @@ class RecordRuleBroken(DomainError):
 
 class NotRecordOwner(RecordRuleBroken):
     def __init__(self, actor: str, owner: str) -> None:
-        super().__init__(f"only {owner!r}, which submitted the record, may correct it, not {actor!r}")
+        super().__init__(
+            f"only {owner!r}, which submitted the record, may change it, not {actor!r}"
+        )
 
 
 class InvalidRecord(RecordRuleBroken):
     pass
+
+
+class ItemNotInCatalogue(RecordRuleBroken):
+    def __init__(self, item_code: str, catalogue: Catalogue) -> None:
+        super().__init__(
+            f"item {item_code} is not in catalogue {catalogue.version} "
+            f"(in force from {catalogue.effective_from.isoformat()})"
+        )
+
+
+class NotItemOwner(RecordRuleBroken):
+    def __init__(self, item_code: str, owner: str, actor: str) -> None:
+        super().__init__(f"item {item_code} is submitted by {owner!r}, not by {actor!r}")
+
+
+class RecordRevoked(RecordRuleBroken):
+    def __init__(self) -> None:
+        super().__init__("the record is revoked; nothing more can be recorded on it")
 
 
 def record_id(*, department: str, item_code: str, decision_number: str, subject_key: str) -> UUID:
@@ -79,6 +103,9 @@ class CreditRecord(LedgerAggregate):
         self.summary = summary
         self.details = details
         self.corrections = 0
+        self.revoked = False
+        self.disclosure_ended = False
+        self.repaired = False
 
     @classmethod
     def submit(
@@ -90,11 +117,16 @@ class CreditRecord(LedgerAggregate):
         decision_number: str,
         decision_date: date,
         summary: str,
+        catalogue: Catalogue,
         details: dict[str, Any] | None = None,
     ) -> CreditRecord:
-        """A department submits a record from one of its decisions."""
+        """A department submits a record from one of its decisions.
+
+        ``catalogue`` is the catalogue in force on the decision date: the item must be in it and
+        belong to the submitting department.
+        """
         return cls(**submission_fields(actor, subject, item_code, decision_number, decision_date,
-                                       summary, details))
+                                       summary, details, catalogue))
 
     @classmethod
     def submission(
@@ -106,13 +138,14 @@ class CreditRecord(LedgerAggregate):
         decision_number: str,
         decision_date: date,
         summary: str,
+        catalogue: Catalogue,
         details: dict[str, Any] | None = None,
     ) -> LedgerAggregate.Event:
         """The Submitted event of a new record, by the same rules as ``submit``, without building
         the aggregate: bulk imports store thousands per transaction, and the event is all that is
         stored (a test keeps the two paths identical)."""
         fields = submission_fields(actor, subject, item_code, decision_number, decision_date,
-                                   summary, details)
+                                   summary, details, catalogue)
         submitted: type[LedgerAggregate.Event] = getattr(cls, "Submitted")  # noqa: B009
         return submitted(  # type: ignore[call-arg]
             originator_id=cls.create_id(**fields),
@@ -126,43 +159,103 @@ class CreditRecord(LedgerAggregate):
     def subject_key(self) -> str:
         return self.subject
 
-    def correct(self, *, actor: str, reason: str, changes: dict[str, Any]) -> None:
-        """The owning department corrects fields of the record, giving its reason."""
-        if actor != self.department:
-            raise NotRecordOwner(actor, self.department)
-        check_text("reason", reason)
-        if not changes:
-            raise InvalidRecord("a correction must change at least one field")
-        unknown = sorted(set(changes) - set(CORRECTABLE_FIELDS))
-        if unknown:
-            raise InvalidRecord(
-                f"cannot correct {', '.join(unknown)}; correctable: {', '.join(CORRECTABLE_FIELDS)}"
-            )
-        if "decision_date" in changes:
-            check_decision_date(changes["decision_date"])
-        for name in ("decision_number", "summary"):
-            if name in changes:
-                check_text(name.replace("_", " "), changes[name])
-        self._corrected(actor=actor, reason=reason.strip(), changes=dict(changes),
-                        supersedes=self.version)
+    # -- corrections ------------------------------------------------------------------------
 
-    @event("Corrected")
-    def _corrected(
-        self, *, actor: str, reason: str, changes: dict[str, Any], supersedes: int
-    ) -> None:
+    class Corrected(LedgerAggregate.Event):
+        """Fields corrected, naming the version superseded (and the objection ruling, if any).
+
+        Version 2 added ``objection``; version 1 events are read with ``objection = None``.
+        """
+
+        class_version = 2
+        actor: str
+        reason: str
+        changes: dict[str, Any]
+        supersedes: int
+        objection: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["objection"] = None
+
+    def correct(self, *, actor: str, reason: str, changes: dict[str, Any],
+                objection: str | None = None) -> None:
+        """Correct (or complete) fields of the record, giving the reason.
+
+        The owning department corrects its own records; anyone else only as the outcome of the
+        objection ``objection``.
+        """
+        self.check_may_change(actor, objection)
+        check_text("reason", reason)
+        check_changes(changes)
+        self._corrected(actor=actor, reason=reason.strip(), changes=dict(changes),
+                        supersedes=self.version, objection=objection)
+
+    @event(Corrected)
+    def _corrected(self, *, actor: str, reason: str, changes: dict[str, Any], supersedes: int,
+                   objection: str | None) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
         self.corrections += 1
 
+    # -- revocation, end of disclosure, repair ------------------------------------------------
+
+    def revoke(self, *, actor: str, reason: str, objection: str | None = None) -> None:
+        """Revoke the record (a factual error): it stays in the ledger, void."""
+        self.check_may_change(actor, objection)
+        check_text("reason", reason)
+        self._revoked(actor=actor, reason=reason.strip(), objection=objection)
+
+    @event("Revoked")
+    def _revoked(self, *, actor: str, reason: str, objection: str | None) -> None:
+        self.revoked = True
+
+    def end_disclosure(self, *, actor: str, reason: str, objection: str | None = None) -> None:
+        """End public display early (an objection found the disclosure period over)."""
+        self.check_may_change(actor, objection)
+        check_text("reason", reason)
+        if self.disclosure_ended:
+            raise InvalidRecord("the record's disclosure has already ended")
+        self._disclosure_ended(actor=actor, reason=reason.strip(), objection=objection)
+
+    @event("DisclosureEnded")
+    def _disclosure_ended(self, *, actor: str, reason: str, objection: str | None) -> None:
+        self.disclosure_ended = True
+
+    def mark_repaired(self, *, actor: str, application: str) -> None:
+        """An approved credit repair: public display and sharing end; the record stays."""
+        if self.revoked:
+            raise RecordRevoked()
+        if self.repaired:
+            raise InvalidRecord("the record is already repaired")
+        self._repaired(actor=actor, application=application)
+
+    @event("Repaired")
+    def _repaired(self, *, actor: str, application: str) -> None:
+        self.repaired = True
+
+    def check_may_change(self, actor: str, objection: str | None) -> None:
+        if self.revoked:
+            raise RecordRevoked()
+        if objection is None and actor != self.department:
+            raise NotRecordOwner(actor, self.department)
+
 
 def submission_fields(actor: str, subject: SubjectRef, item_code: str, decision_number: str,
-                      decision_date: date, summary: str,
-                      details: dict[str, Any] | None) -> dict[str, Any]:
+                      decision_date: date, summary: str, details: dict[str, Any] | None,
+                      catalogue: Catalogue) -> dict[str, Any]:
     """The checked attributes of a Submitted event."""
     check_item_code(item_code)
+    item = catalogue.item(item_code)
+    if item is None:
+        raise ItemNotInCatalogue(item_code, catalogue)
+    if item.department != actor:
+        raise NotItemOwner(item_code, item.department, actor)
     check_text("decision number", decision_number)
     check_text("summary", summary)
     check_decision_date(decision_date)
+    if details is not None and not isinstance(details, dict):
+        raise InvalidRecord("details must be an object")
     return {
         "actor": actor, "subject": subject.key, "item_code": item_code,
         "decision_number": decision_number.strip(), "decision_date": decision_date,
@@ -173,8 +266,26 @@ def submission_fields(actor: str, subject: SubjectRef, item_code: str, decision_
 _RECORD_TOPIC = get_topic(CreditRecord)
 
 
+def check_changes(changes: dict[str, Any]) -> None:
+    """What a correction may change, and the values it may give."""
+    if not changes:
+        raise InvalidRecord("a correction must change at least one field")
+    unknown = sorted(set(changes) - set(CORRECTABLE_FIELDS))
+    if unknown:
+        raise InvalidRecord(
+            f"cannot correct {', '.join(unknown)}; correctable: {', '.join(CORRECTABLE_FIELDS)}"
+        )
+    if "decision_date" in changes:
+        check_decision_date(changes["decision_date"])
+    for name in ("decision_number", "summary"):
+        if name in changes:
+            check_text(name.replace("_", " "), changes[name])
+    if "details" in changes and not isinstance(changes["details"], dict):
+        raise InvalidRecord("details must be an object")
+
+
 def check_item_code(item_code: str) -> None:
-    if not ITEM_CODE.match(item_code):
+    if not isinstance(item_code, str) or not ITEM_CODE.match(item_code):
         raise InvalidRecord(f"{item_code!r} is not a catalogue item code")
 
 

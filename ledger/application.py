@@ -1,170 +1,57 @@
-"""The ledger application: commands in, signed events out, every save checkpointed.
+"""The ledger application: events in, signed and checkpointed; keys, policies and facts out.
 
 It wires eventsourcing's Application to the signing mapper, the ledger recorder and the key
-registry. Commands are thin: the rules live in ``domain``; keys and signatures in ``keys``.
+registry, and keeps two views it needs to write correctly: the key registry and the published
+policies, both refreshed from the log before every save. The credit workflows are in
+``ledger.services``; the rules in ``domain``; keys and signatures in ``keys``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import (
-    EventStore,
-    IntegrityError,
-    JSONTranscoder,
-    Notification,
-    Recording,
-)
-from eventsourcing.utils import get_topic
-from sqlalchemy import func, select
+from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Recording
+from sqlalchemy import func, select, text
 
 from domain import clock
-from domain.authorities import (
-    PLATFORM,
-    Authority,
-    AuthorityProfile,
-    authority_id,
-)
+from domain.authorities import PLATFORM, Authority, AuthorityProfile, authority_id
 from domain.base import LedgerAggregate, effective_at
-from domain.identifiers import SubjectRef
-from domain.records import CreditRecord
-from keys.registry import KeyRegistry, RegisteredKey, UnknownAuthority
+from domain.policies import PolicyBook, parse_policy
+from domain.policy_versions import PolicyVersion
+from domain.state import Fact
+from keys.registry import KeyRegistry, UnknownAuthority
 from keys.signer import Signer, b64
 from keys.store import KeyStore
 from ledger import tables
 from ledger.checkpoint import Checkpoint, make_checkpoint
+from ledger.errors import (
+    AlreadyInitialised,
+    AlreadyRecorded,
+    AuthorityAlreadyRegistered,
+    LedgerError,
+    NotFound,
+    NotInitialised,
+)
+from ledger.facts import fact_from_row, read_facts
 from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import LedgerCorrupted, LedgerRecorder, LogEntry
-from ledger.registry_events import REGISTERED_TOPIC, REGISTRY_TOPICS, registry_fact
 from ledger.registry_replay import RegistryReplay
 from ledger.settings import Settings
+from ledger.signing import SigningEventStore, SigningSession
 from ledger.storage import prepare_database
 
 EVENTS_TABLE = "credit_events"
-
-
-class LedgerError(Exception):
-    """A command the ledger refuses; nothing was written."""
-
-
-class AlreadyInitialised(LedgerError):
-    pass
-
-
-class NotInitialised(LedgerError):
-    def __init__(self) -> None:
-        super().__init__("the ledger has no platform key yet: run `credit init` first")
-
-
-class AuthorityAlreadyRegistered(LedgerError):
-    def __init__(self, code: str) -> None:
-        super().__init__(f"authority {code!r} is already registered")
-
-
-class RecordAlreadySubmitted(LedgerError):
-    pass
-
-
-class RecordNotFound(LedgerError):
-    def __init__(self, record_id: UUID) -> None:
-        super().__init__(f"no credit record {record_id}")
-
-
-class PrivateKeyMismatch(LedgerError):
-    def __init__(self, kid: str) -> None:
-        super().__init__(f"the private key file of {kid} does not match its registered public key")
-
-
-@dataclass(frozen=True)
-class RecordSubmission:
-    """One record a department submits (the arguments of CreditRecord.submit)."""
-
-    actor: str
-    subject: SubjectRef
-    item_code: str
-    decision_number: str
-    decision_date: date
-    summary: str
-    details: dict[str, Any] | None = None
-
-
-class SigningSession:
-    """The keys one save signs with: a preview of the registry that learns from each event signed.
-
-    Each event is signed under the registry as it stood *before* that event, so a rotation is
-    signed by the key it retires; only the platform's first registration signs itself.
-    """
-
-    def __init__(self, registry: KeyRegistry, codes: dict[str, str], keystore: KeyStore) -> None:
-        self.registry = registry
-        self.codes = codes
-        self.keystore = keystore
-        # actor -> (signer, start, end): the key choice holds for any time in [start, end)
-        self._chosen: dict[str, tuple[Signer, datetime, datetime | None]] = {}
-
-    def signer_for(self, event: DomainEventProtocol[Any], actor: str, at: datetime) -> Signer:
-        if self.registry.is_empty:
-            if get_topic(type(event)) == REGISTERED_TOPIC and actor == PLATFORM:
-                kid = str(event.kid)  # type: ignore[attr-defined]
-                signer = self.keystore.signer(kid)
-                if b64(signer.public_key) != event.public_key:  # type: ignore[attr-defined]
-                    raise PrivateKeyMismatch(kid)
-                return signer
-            raise NotInitialised()
-        chosen = self._chosen.get(actor)
-        if chosen is not None and chosen[1] <= at and (chosen[2] is None or at < chosen[2]):
-            return chosen[0]
-        key = self.registry.key_for_signing(actor, at)
-        signer = self.signer(key)
-        self._chosen[actor] = (signer, *self.registry.signing_window(actor, key))
-        return signer
-
-    def signer(self, key: RegisteredKey) -> Signer:
-        signer = self.keystore.signer(key.kid)
-        if signer.public_key != key.public_key:
-            raise PrivateKeyMismatch(key.kid)
-        return signer
-
-    def signed(self, event: DomainEventProtocol[Any], topic: str) -> None:
-        if topic not in REGISTRY_TOPICS:
-            return
-        oid = str(event.originator_id)
-        fact = registry_fact(topic, vars(event), self.codes.get(oid), None)
-        if fact is not None:
-            self.registry.apply(fact)
-            self._chosen.clear()
-            if get_topic(type(event)) == REGISTERED_TOPIC:
-                self.codes[oid] = str(event.code)  # type: ignore[attr-defined]
-
-
-class SigningEventStore(EventStore[UUID]):
-    """Signs a whole batch at once (see SigningMapper.to_stored_events)."""
-
-    mapper: SigningMapper
-
-    def put(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
-    ) -> list[Recording[UUID]]:
-        stored_events = self.mapper.to_stored_events(domain_events)
-        notification_ids = self.recorder.insert_events(stored_events, **kwargs) or []
-        return [
-            Recording(event, Notification(
-                originator_id=stored.originator_id,
-                originator_version=stored.originator_version,
-                topic=stored.topic,
-                state=stored.state,
-                id=nid,
-            ))
-            for event, stored, nid in zip(domain_events, stored_events, notification_ids,
-                                          strict=True)
-        ]
+A = TypeVar("A", bound=LedgerAggregate)
+_REFRESHED_STREAMS = (Authority.__name__, PolicyVersion.__name__)
+_LATEST_KEY_OR_POLICY = text(
+    "SELECT max(position) FROM ledger_log WHERE stream IN ('Authority', 'PolicyVersion')")
 
 
 class CreditLedger(Application[UUID]):
@@ -177,15 +64,20 @@ class CreditLedger(Application[UUID]):
         self.keystore = keystore or KeyStore(settings.keys_dir, settings.passphrase)
         self._replay = RegistryReplay()
         self._registry_position = -1
+        self.policies = PolicyBook()
+        self.policy_facts: list[Fact] = []
+        self._policy_position = -1
+        self._seen = -1  # the last key or policy event looked at
         self._signing: SigningSession | None = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._unit: dict[Any, LedgerAggregate | LedgerAggregate.Event] | None = None
         super().__init__(env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
             "SQLALCHEMY_URL": prepare_database(settings.database_url),
             "CREATE_TABLE": "y",
         })
         self.recorder.checkpoint_signer = self._sign_checkpoint
-        self.refresh_registry()
+        self.refresh()
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -205,6 +97,9 @@ class CreditLedger(Application[UUID]):
         recorder.create_table()
         return recorder
 
+    def construct_event_store(self) -> EventStore[UUID]:
+        return SigningEventStore(mapper=self.mapper, recorder=self.recorder)
+
     @property
     def engine(self) -> Any:
         return self.recorder.datastore.engine
@@ -220,9 +115,6 @@ class CreditLedger(Application[UUID]):
 
     # -- saving -------------------------------------------------------------------------------
 
-    def construct_event_store(self) -> EventStore[UUID]:
-        return SigningEventStore(mapper=self.mapper, recorder=self.recorder)
-
     def save(
         self,
         *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
@@ -230,6 +122,15 @@ class CreditLedger(Application[UUID]):
     ) -> list[Recording[UUID]]:
         # As Application.save, without its runtime Protocol isinstance checks, which cost more
         # per aggregate than signing does.
+        if self._unit is not None:
+            for obj in objs:
+                if isinstance(obj, LedgerAggregate):
+                    self._unit[obj.id] = obj
+                elif isinstance(obj, LedgerAggregate.Event):
+                    self._unit[(obj.originator_id, obj.originator_version)] = obj
+                elif obj is not None:
+                    raise LedgerError("only ledger aggregates and events join a unit of work")
+            return []
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
             if isinstance(obj, LedgerAggregate):
@@ -245,9 +146,33 @@ class CreditLedger(Application[UUID]):
         self._notify(recordings)
         return recordings
 
+    def save_new(self, *objs: LedgerAggregate | LedgerAggregate.Event, what: str) -> None:
+        """Save aggregates or events that must not exist yet; a clash names ``what``."""
+        try:
+            self.save(*objs)
+        except IntegrityError as exc:
+            raise AlreadyRecorded(f"{what} is already in the ledger") from exc
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """Save everything the block saves in one transaction at its end (or nothing, if it
+        raises). Aggregates saved in the block are read back from it; state read from the
+        store does not see them yet."""
+        if self._unit is not None:
+            yield
+            return
+        self._unit = {}
+        try:
+            yield
+            pending = list(self._unit.values())
+        finally:
+            self._unit = None
+        if pending:
+            self.save(*pending)
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         with self._write_lock:
-            self.refresh_registry()
+            self.refresh()
             session = SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore)
             processing_event.saved_kwargs["log_entries"] = [
                 log_entry(event, processing_event.aggregates.get(event.originator_id))
@@ -260,7 +185,9 @@ class CreditLedger(Application[UUID]):
             finally:
                 self.mapper.signers = None
                 self._signing = None
-            self.refresh_registry()
+            if any(e.stream in _REFRESHED_STREAMS
+                   for e in processing_event.saved_kwargs["log_entries"]):
+                self.refresh()
             return recordings
 
     def _sign_checkpoint(self, tree_size: int, root_hash: bytes) -> Checkpoint:
@@ -273,19 +200,40 @@ class CreditLedger(Application[UUID]):
         return make_checkpoint(self.settings.origin, tree_size, root_hash, at, key.kid,
                                key.public_key, signer.sign)
 
-    def refresh_registry(self) -> None:
-        """Read key events stored since the last look, checking each signature as it is applied."""
+    def checkpoint(self) -> Checkpoint:
+        """Sign a checkpoint of the whole log now."""
+        return self.recorder.add_checkpoint()
+
+    # -- what the ledger must know to write: keys and policies --------------------------------
+
+    def refresh(self) -> None:
+        """Read key events and policy versions stored since the last look (by any process).
+
+        One indexed probe first: almost always nothing is new."""
+        with self.reading() as session:
+            latest = session.execute(_LATEST_KEY_OR_POLICY).scalar()
+        if latest is None or latest <= self._seen:
+            return
+        self._refresh_registry()
+        self._refresh_policies()
+        self._seen = latest
+
+    def _stream_rows(self, stream: str, after: int) -> list[Any]:
         log, events = tables.log, self.recorder.events_table
         query = (
             select(log.c.position, events.c.id, events.c.originator_id,
                    events.c.originator_version, events.c.topic, events.c.state)
             .join(events, events.c.id == log.c.notification_id)
-            .where(log.c.stream == Authority.__name__, log.c.position > self._registry_position)
+            .where(log.c.stream == stream, log.c.position > after)
             .order_by(log.c.position)
         )
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        for position, nid, oid, version, topic, state in rows:
+        with self.reading() as session:
+            return list(session.execute(query).all())
+
+    def _refresh_registry(self) -> None:
+        """Key events are checked signature by signature as they are applied."""
+        for position, nid, oid, version, topic, state in self._stream_rows(
+                Authority.__name__, self._registry_position):
             self._replay.feed(nid, oid, version, topic, bytes(state))
             if self._replay.failures:
                 raise LedgerCorrupted(
@@ -293,15 +241,31 @@ class CreditLedger(Application[UUID]):
                 )
             self._registry_position = position
 
-    def checkpoint(self) -> Checkpoint:
-        """Sign a checkpoint of the whole log now."""
-        return self.recorder.add_checkpoint()
+    def _refresh_policies(self) -> None:
+        for row in self._stream_rows(PolicyVersion.__name__, self._policy_position):
+            fact = fact_from_row(*row)
+            self.policy_facts.append(fact)
+            self.policies.add(parse_policy(fact.data["document"]))
+            self._policy_position = fact.position
+
+    def reading(self) -> Any:
+        """A connection for reads: inside a bulk write, that write's own (uncommitted) view."""
+        return self.recorder.reading()
+
+    def stream_facts(self, stream: str) -> list[Fact]:
+        """Every event of one kind of aggregate (e.g. ``Objection``), in log order."""
+        return [fact_from_row(*row) for row in self._stream_rows(stream, -1)]
+
+    def facts_about(self, subject: str) -> list[Fact]:
+        """Every event about one subject, in log order, read through the subject index."""
+        with self.reading() as session:
+            return read_facts(session, self.recorder.events_table, subject)
 
     # -- authorities and keys ------------------------------------------------------------------
 
     def initialise(self, platform: AuthorityProfile) -> str:
         """Create the platform's first key and record it as the ledger's first event."""
-        self.refresh_registry()
+        self.refresh()
         if not self.registry.is_empty:
             raise AlreadyInitialised("the ledger is already initialised")
         return self._register(platform)
@@ -309,7 +273,7 @@ class CreditLedger(Application[UUID]):
     def register_authority(self, profile: AuthorityProfile,
                            expires_at: datetime | None = None) -> str:
         """Register an authority with a newly generated key; return the key id."""
-        self.refresh_registry()
+        self.refresh()
         if self.registry.is_empty:
             raise NotInitialised()
         if profile.code in self.registry.authorities:
@@ -329,7 +293,7 @@ class CreditLedger(Application[UUID]):
 
     def rotate_key(self, code: str, expires_at: datetime | None = None) -> str:
         """Issue a new key to an authority; its current key is retired from now."""
-        authority = self._authority(code)
+        authority = self.authority(code)
         now = clock.now()
         kid, signer, _ = self._new_key(code, now.year, existing_ok=False, taken=authority)
         authority.rotate_key(actor=PLATFORM, kid=kid, public_key=b64(signer.public_key),
@@ -339,23 +303,32 @@ class CreditLedger(Application[UUID]):
 
     def revoke_key(self, kid: str, *, reason: str, revoked_at: datetime | None = None) -> None:
         """Revoke a key from ``revoked_at`` (default now); events it signs from then are invalid."""
-        self.refresh_registry()
+        self.refresh()
         key = self.registry.keys.get(kid)
         if key is None:
             raise LedgerError(f"key {kid!r} is not in the key registry")
-        authority = self._authority(key.authority)
+        authority = self.authority(key.authority)
         authority.revoke_key(actor=PLATFORM, kid=kid, reason=reason,
                              revoked_at=revoked_at or clock.now())
         self.save(authority)
 
-    def _authority(self, code: str) -> Authority:
+    def authority(self, code: str) -> Authority:
         try:
-            authority: object = self.repository.get(authority_id(code))
-        except AggregateNotFoundError:
+            return self.get(authority_id(code), Authority, "authority")
+        except NotFound:
             raise UnknownAuthority(code) from None
-        if not isinstance(authority, Authority):
-            raise UnknownAuthority(code)
-        return authority
+
+    def role_of(self, actor: str) -> str:
+        """The kind of a registered authority (platform, credit_office, department); kinds never
+        change, so only an unknown actor needs a fresh look."""
+        if actor not in self.registry.authorities:
+            self.refresh()
+        if self.registry.is_empty:
+            raise NotInitialised()
+        entry = self.registry.authorities.get(actor)
+        if entry is None:
+            raise UnknownAuthority(actor)
+        return entry.kind
 
     def _new_key(self, code: str, year: int, *, existing_ok: bool,
                  taken: Authority | None = None) -> tuple[str, Signer, bool]:
@@ -382,53 +355,41 @@ class CreditLedger(Application[UUID]):
                 self.keystore.public_path(new_kid).unlink(missing_ok=True)
             raise
 
-    # -- credit records ------------------------------------------------------------------------
+    # -- reading aggregates -------------------------------------------------------------------
 
-    def submit_record(self, submission: RecordSubmission) -> UUID:
-        """A department submits one record; returns its id."""
-        return self.submit_records([submission])[0]
-
-    def submit_records(self, submissions: Iterable[RecordSubmission]) -> list[UUID]:
-        """Submit many records in one transaction (all or nothing)."""
-        events = [
-            CreditRecord.submission(
-                actor=s.actor, subject=s.subject, item_code=s.item_code,
-                decision_number=s.decision_number, decision_date=s.decision_date,
-                summary=s.summary, details=s.details,
-            )
-            for s in submissions
-        ]
-        self._save_new(events)
-        return [e.originator_id for e in events]
-
-    def _save_new(self, events: Sequence[LedgerAggregate.Event]) -> None:
+    def get(self, aggregate_id: UUID, kind: type[A], what: str) -> A:
+        """The aggregate, or NotFound naming ``what``."""
+        pending = self._unit.get(aggregate_id) if self._unit is not None else None
+        if isinstance(pending, kind):
+            return pending
         try:
-            self.save(*events)
-        except IntegrityError as exc:
-            raise RecordAlreadySubmitted(
-                "a record with the same department, item, decision number and subject "
-                "is already in the ledger"
-            ) from exc
-
-    def correct_record(self, record_id: UUID, *, actor: str, reason: str,
-                       changes: dict[str, Any]) -> None:
-        record = self.get_record(record_id)
-        record.correct(actor=actor, reason=reason, changes=changes)
-        self.save(record)
-
-    def get_record(self, record_id: UUID) -> CreditRecord:
-        try:
-            record: object = self.repository.get(record_id)
+            aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            raise RecordNotFound(record_id) from None
-        if not isinstance(record, CreditRecord):
-            raise RecordNotFound(record_id)
-        return record
+            raise NotFound(what, aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(what, aggregate_id)
+        return aggregate
+
+    def existing(self, aggregate_ids: Iterable[UUID]) -> set[UUID]:
+        """Which of these aggregates already have events (one indexed query)."""
+        ids = list(aggregate_ids)
+        if not ids:
+            return set()
+        events = self.recorder.events_table
+        found: set[UUID] = {i for i in ids if self._unit is not None and i in self._unit}
+        with self.reading() as session:
+            for start in range(0, len(ids), 500):
+                found.update(session.execute(
+                    select(events.c.originator_id).where(
+                        events.c.originator_id.in_(ids[start:start + 500]),
+                        events.c.originator_version == 1)
+                ).scalars())
+        return found
 
     def event_count(self) -> int:
         """Events in the log (notification ids may have gaps on PostgreSQL; positions do not)."""
-        with self.engine.connect() as connection:
-            last = connection.execute(select(func.max(tables.log.c.position))).scalar()
+        with self.reading() as session:
+            last = session.execute(select(func.max(tables.log.c.position))).scalar()
         return 0 if last is None else int(last) + 1
 
 
@@ -442,3 +403,4 @@ def log_entry(event: DomainEventProtocol[Any], aggregate: object | None) -> LogE
     recorded_at: datetime = getattr(event, "timestamp")  # noqa: B009 - not on the Protocol
     return LogEntry(stream=stream, subject=subject, recorded_at=recorded_at,
                     effective_at=effective_at(event))
+

@@ -9,13 +9,15 @@ It extends eventsourcing-sqlalchemy's recorder in two ways:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.persistence import ProgrammingError, StoredEvent
-from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore, transactions
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
@@ -55,7 +57,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name, schema_name=schema_name)
         self.checkpoint_signer: CheckpointSigner | None = None
         assert datastore.engine is not None
-        self.bulk = BulkWriter(datastore.engine.dialect.name, events_table_name)
+        self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
         self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
 
     def _lock_table(self, session: Session) -> None:
@@ -105,7 +107,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         # Lock first (PostgreSQL: the events table; SQLite: the database), so that what this
         # transaction reads next (the tree's size and edge) cannot change under it.
         self._lock_table(tx)
-        return self.bulk.insert_events(tx, stored_events)
+        return self.writer.insert_events(tx, stored_events)
 
     def _append_to_log(
         self,
@@ -137,8 +139,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 entry.subject, naive_utc(entry.recorded_at),
                 None if entry.effective_at is None else naive_utc(entry.effective_at), leaf,
             ))
-        self.bulk.insert_log(tx, rows)
-        self.bulk.insert_nodes(tx, new_nodes)
+        self.writer.insert_log(tx, rows)
+        self.writer.insert_nodes(tx, new_nodes)
         return tree.size, list(tree.hashes), tree.root()
 
     def _write_checkpoint(self, tx: Session, checkpoint: Checkpoint) -> None:
@@ -151,6 +153,57 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             "kid": checkpoint.key_name,
             "note": checkpoint.note,
         }])
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        """One aggregate's events, through a Core query (the ORM query costs more than the
+        rows)."""
+        table = self.events_table
+        version = table.c.originator_version
+        query = select(version, table.c.topic, table.c.state).where(
+            table.c.originator_id == originator_id)
+        if gt is not None:
+            query = query.where(version > gt)
+        if lte is not None:
+            query = query.where(version <= lte)
+        query = query.order_by(version.desc() if desc else version)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.reading() as connection:
+            rows = connection.execute(query).all()
+        return [StoredEvent(originator_id=originator_id, originator_version=v, topic=t,
+                            state=bytes(state)) for v, t, state in rows]
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """Something to read with: inside a write (a bulk import), that write's own session, so
+        it sees its uncommitted rows; otherwise a plain pooled connection (far cheaper than an
+        ORM session)."""
+        try:
+            active = transactions.get()
+        except LookupError:
+            assert self.datastore.engine is not None
+            with self.datastore.engine.connect() as connection:
+                yield connection
+        else:
+            yield active.session
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Everything inserted in the block commits together at its end, or not at all
+        (eventsourcing-sqlalchemy nests transactions opened in the same context)."""
+        try:
+            with self.transaction(commit=True):
+                yield
+        except BaseException:
+            self._head = None  # the cached tree edge may belong to rolled-back rows
+            raise
 
     def add_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of the tree as it stands now (``credit checkpoint``)."""

@@ -24,7 +24,8 @@ from domain import clock
 from domain.authorities import LINAN_AUTHORITIES
 from domain.identifiers import SubjectRef
 from keys.store import KeyStore
-from ledger.application import CreditLedger, RecordSubmission
+from ledger.application import CreditLedger
+from ledger.services import CreditServices, RecordSubmission
 from ledger.settings import Settings
 
 PG_ADMIN_URL = os.environ.get(
@@ -124,6 +125,11 @@ def ledger(settings: Settings) -> Iterator[CreditLedger]:
         app.close()
 
 
+@pytest.fixture
+def services(ledger: CreditLedger) -> CreditServices:
+    return CreditServices(ledger)
+
+
 def at(text_: str) -> datetime:
     """A UTC instant from ISO text, for frozen clocks in tests."""
     moment = datetime.fromisoformat(text_)
@@ -134,43 +140,55 @@ ENTERPRISE = SubjectRef("uscc", "91350100M000100Y43")
 PERSON = SubjectRef("rid", "11010519491231002X")
 
 
+ITEMS = {"tax": "TAX-PENALTY", "market": "MKT-PENALTY", "court": "COURT-DEBTOR",
+         "credit-office": "CO-HONOUR", "labour": "LAB-SOCIAL-INS"}
+
+
 def submission(actor: str, n: int, subject: SubjectRef = ENTERPRISE,
                decided: date = date(2020, 1, 15)) -> RecordSubmission:
-    item = {"tax": "TAX-PENALTY", "market": "MKT-PENALTY", "court": "COURT-DEBTOR"}[actor]
-    return RecordSubmission(actor=actor, subject=subject, item_code=item,
+    return RecordSubmission(actor=actor, subject=subject, item_code=ITEMS[actor],
                             decision_number=f"临{actor}〔{decided.year}〕{n}号",
                             decision_date=decided, summary=f"处罚决定 {n}",
-                            details={"amount": f"{n * 100}.00"})
+                            details={"amount": f"{n * 100}.00"},
+                            subject_name="测试主体" if subject.scheme == "uscc" else "张三")
+
+
+def initialised(services: CreditServices, when: str = "2020-01-01T00:00:00") -> None:
+    """The platform, the credit office, tax, market and court, and every bundled policy."""
+    with clock.frozen_at(at(when)):
+        services.ledger.initialise(LINAN_AUTHORITIES[0])
+        for profile in LINAN_AUTHORITIES[1:5]:
+            services.ledger.register_authority(profile)
+        services.publish_bundled()
 
 
 def build_scenario(app: CreditLedger) -> None:
     """A small history with every kind of key event, used by the tamper tests.
 
-    2020-01-01 platform, credit office, tax, market, court registered; records in batches;
-    2021-06-01 the tax key rotated; 2021-07-01 the old tax key revoked from 2021-06-15;
-    more records and a correction after that.
+    2020-01-01 platform, credit office, tax, market, court registered, policies published;
+    records in batches; 2021-06-01 the tax key rotated; 2021-07-01 the old tax key revoked from
+    2021-06-15; more records and a correction after that.
     """
-    with clock.frozen_at(at("2020-01-01T01:00:00")):
-        app.initialise(LINAN_AUTHORITIES[0])
-        for profile in LINAN_AUTHORITIES[1:5]:
-            app.register_authority(profile)
+    services = CreditServices(app)
+    initialised(services, "2020-01-01T01:00:00")
     for month in range(3, 9):
         with clock.frozen_at(at(f"2020-{month:02d}-10T02:00:00")):
-            app.submit_records([submission("tax", month * 10 + i, decided=date(2020, month, 1))
-                                for i in range(3)])
-            app.submit_records([submission("market", month * 10 + i, PERSON,
-                                           decided=date(2020, month, 2)) for i in range(2)])
+            services.submit_records([submission("tax", month * 10 + i,
+                                                decided=date(2020, month, 1)) for i in range(3)])
+            services.submit_records([submission("market", month * 10 + i, PERSON,
+                                                decided=date(2020, month, 2)) for i in range(2)])
     with clock.frozen_at(at("2021-06-01T02:00:00")):
         app.rotate_key("tax")
     with clock.frozen_at(at("2021-07-01T02:00:00")):
         app.revoke_key("tax-2020-1", reason="private key compromised",
                        revoked_at=at("2021-06-15T00:00:00"))
     with clock.frozen_at(at("2021-08-01T02:00:00")):
-        ids = app.submit_records([submission("tax", 900 + i, decided=date(2021, 7, 20))
-                                  for i in range(3)])
+        ids = services.submit_records([submission("tax", 900 + i, decided=date(2021, 7, 20))
+                                       for i in range(3)])
     with clock.frozen_at(at("2021-08-02T02:00:00")):
-        app.correct_record(ids[0], actor="tax", reason="笔误", changes={"summary": "更正后的摘要"})
-        app.submit_records([submission("court", 1, decided=date(2021, 8, 1))])
+        services.correct_record(ids[0], actor="tax", reason="笔误",
+                                changes={"summary": "更正后的摘要"})
+        services.submit_records([submission("court", 1, decided=date(2021, 8, 1))])
 
 
 @dataclass

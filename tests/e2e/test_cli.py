@@ -105,7 +105,8 @@ def test_an_unknown_authority_is_refused_and_nothing_written(credit: Credit) -> 
 def test_a_record_is_submitted_corrected_and_verified(credit: Credit) -> None:
     credit("init")
     out = json.loads(credit("record", "submit", "--as", "tax", "--subject",
-                            "rid:11010519491231002X", "--item", "TAX-PENALTY",
+                            "rid:11010519491231002X", "--subject-name", "张三",
+                            "--item", "TAX-PENALTY",
                             "--decision-number", "临税罚〔2026〕1号", "--decision-date",
                             "2026-01-05", "--summary", "逾期申报", "--json").stdout)
     assert out["subject"] == "1101**********002X"
@@ -128,8 +129,8 @@ def test_an_unreadable_key_file_is_named(credit: Credit, tmp_path: Path) -> None
     (tmp_path / "keys" / "tax-2026-1.key").write_text("not a key")
     before = credit.events()
     result = credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
-                    "--item", "TAX-PENALTY", "--decision-number", "1", "--decision-date",
-                    "2026-01-05", "--summary", "x", ok=False)
+                    "--subject-name", "测试公司", "--item", "TAX-PENALTY", "--decision-number",
+                    "1", "--decision-date", "2026-01-05", "--summary", "x", ok=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot read key file ")
     assert "tax-2026-1.key: wrong passphrase or damaged file" in result.stderr
@@ -178,7 +179,7 @@ def test_verify_names_the_first_failure_and_exits_1(credit: Credit) -> None:
     first = report["failures"][0]
     assert set(first) == {"notification_id", "originator_id", "version", "reason"}
     assert first["notification_id"] == nid
-    assert first["reason"].startswith("signature does not match key platform-")
+    assert first["reason"].startswith("signature does not match key ")
 
 
 def test_a_checkpoint_signature_checks_with_openssl(credit: Credit, tmp_path: Path) -> None:

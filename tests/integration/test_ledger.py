@@ -14,17 +14,14 @@ from domain.records import InvalidRecord, NotRecordOwner
 from keys.registry import NoValidKey, UnknownAuthority
 from keys.store import KeyFileUnreadable, PassphraseMissing
 from ledger import envelope, merkle, tables
-from ledger.application import (
-    AlreadyInitialised,
-    CreditLedger,
-    NotInitialised,
-    RecordAlreadySubmitted,
-)
+from ledger.application import CreditLedger
+from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
 from ledger.checkpoint import parse_checkpoint
 from ledger.settings import Settings
 from ledger.storage import StoreUnavailable
 from ledger.verify import LedgerVerifier, stored_nodes
-from tests.conftest import ENTERPRISE, PERSON, at, submission
+from ledger.services import CreditServices
+from tests.conftest import ENTERPRISE, PERSON, at, initialised, submission
 
 
 def counts(app: CreditLedger) -> tuple[int, ...]:
@@ -41,13 +38,6 @@ def verify_clean(app: CreditLedger) -> None:
     assert report.uncheckpointed == 0
 
 
-def initialised(app: CreditLedger, when: str = "2020-01-01T00:00:00") -> None:
-    with clock.frozen_at(at(when)):
-        app.initialise(LINAN_AUTHORITIES[0])
-        for profile in LINAN_AUTHORITIES[1:5]:
-            app.register_authority(profile)
-
-
 def test_the_first_event_registers_the_platform_with_its_own_key(ledger: CreditLedger) -> None:
     with clock.frozen_at(at("2020-01-01T00:00:00")):
         kid = ledger.initialise(LINAN_AUTHORITIES[0])
@@ -60,18 +50,19 @@ def test_the_first_event_registers_the_platform_with_its_own_key(ledger: CreditL
 
 
 def test_records_are_signed_by_their_department_and_every_save_is_checkpointed(
-        ledger: CreditLedger) -> None:
-    initialised(ledger)
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2020-03-05T02:00:00")):
-        ids = ledger.submit_records([submission("tax", i) for i in range(5)])
-        ledger.correct_record(ids[0], actor="tax", reason="笔误", changes={"summary": "更正"})
-    record = ledger.get_record(ids[0])
+        ids = services.submit_records([submission("tax", i) for i in range(5)])
+        services.correct_record(ids[0], actor="tax", reason="笔误", changes={"summary": "更正"})
+    record = services.record(ids[0])
     assert (record.version, record.summary, record.corrections) == (2, "更正", 1)
     assert record.decision_date == date(2020, 1, 15)
     assert record.subject_key == ENTERPRISE.key
     events, logged, _, checkpoints = counts(ledger)
-    assert events == logged == 5 + 5 + 1  # authorities, records, the correction
-    assert checkpoints == 5 + 1 + 1  # one per save
+    # authorities, policy versions, the subject, records, the correction
+    assert events == logged == 5 + 8 + 1 + 5 + 1
+    assert checkpoints == 5 + 8 + 1 + 1  # one per save
     stored = ledger.recorder.select_events(ids[0])
     sealed = envelope.decode(stored[1].state)
     assert (sealed.actor, sealed.kid) == ("tax", "tax-2020-1")
@@ -79,10 +70,11 @@ def test_records_are_signed_by_their_department_and_every_save_is_checkpointed(
     verify_clean(ledger)
 
 
-def test_the_log_index_holds_subject_and_both_times(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_the_log_index_holds_subject_and_both_times(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2020-03-05T02:00:00")):
-        ledger.submit_record(submission("market", 1, PERSON, decided=date(2020, 3, 2)))
+        services.submit_record(submission("market", 1, PERSON, decided=date(2020, 3, 2)))
     with ledger.engine.connect() as conn:
         row = conn.execute(select(tables.log).order_by(tables.log.c.position.desc())).first()
     assert row is not None
@@ -91,78 +83,83 @@ def test_the_log_index_holds_subject_and_both_times(ledger: CreditLedger) -> Non
     assert row.effective_at.isoformat() == "2020-03-01T16:00:00"  # 2 March, China time
 
 
-def test_a_batch_with_one_bad_row_writes_nothing(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_a_batch_with_one_bad_row_writes_nothing(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     before = counts(ledger)
     bad = replace(submission("tax", 3), summary=" ")
     with pytest.raises(InvalidRecord, match="summary must not be empty"):
-        ledger.submit_records([submission("tax", 1), submission("tax", 2), bad])
+        services.submit_records([submission("tax", 1), submission("tax", 2), bad])
     assert counts(ledger) == before
 
 
-def test_a_batch_that_collides_with_a_stored_record_writes_nothing(ledger: CreditLedger) -> None:
-    initialised(ledger)
-    ledger.submit_record(submission("tax", 1))
+def test_a_batch_that_collides_with_a_stored_record_writes_nothing(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
+    services.submit_record(submission("tax", 1))
     before = counts(ledger)
-    with pytest.raises(RecordAlreadySubmitted):
-        ledger.submit_records([submission("tax", 2), submission("tax", 1)])
+    with pytest.raises(AlreadyRecorded):
+        services.submit_records([submission("tax", 2), submission("tax", 1)])
     assert counts(ledger) == before
     verify_clean(ledger)
 
 
 def test_writing_as_an_unknown_authority_is_refused_and_writes_nothing(
-        ledger: CreditLedger) -> None:
-    initialised(ledger)
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     before = counts(ledger)
     with pytest.raises(UnknownAuthority, match="'labour' is not registered"):
-        ledger.submit_record(replace(submission("tax", 1), actor="labour"))
+        services.submit_record(replace(submission("tax", 1), actor="labour"))
     assert counts(ledger) == before
 
 
-def test_writing_before_initialisation_is_refused(ledger: CreditLedger) -> None:
+def test_writing_before_initialisation_is_refused(
+        ledger: CreditLedger, services: CreditServices) -> None:
     with pytest.raises(NotInitialised):
-        ledger.submit_record(submission("tax", 1))
+        services.submit_record(submission("tax", 1))
     assert counts(ledger) == (0, 0, 0, 0)
 
 
-def test_writing_with_a_revoked_key_is_refused_and_writes_nothing(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_writing_with_a_revoked_key_is_refused_and_writes_nothing(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2020-02-01T00:00:00")):
         ledger.revoke_key("tax-2020-1", reason="lost laptop")
     before = counts(ledger)
     with clock.frozen_at(at("2020-02-02T00:00:00")), pytest.raises(
             NoValidKey, match="tax-2020-1 was revoked"):
-        ledger.submit_record(submission("tax", 1))
+        services.submit_record(submission("tax", 1))
     assert counts(ledger) == before
     with clock.frozen_at(at("2020-02-03T00:00:00")):
         assert ledger.rotate_key("tax") == "tax-2020-2"
-        ledger.submit_record(submission("tax", 1))
+        services.submit_record(submission("tax", 1))
     verify_clean(ledger)
 
 
-def test_writing_with_an_expired_key_is_refused_and_writes_nothing(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_writing_with_an_expired_key_is_refused_and_writes_nothing(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2020-01-02T00:00:00")):
         ledger.register_authority(AuthorityProfile("labour", "department", "人社局", "Labour"),
                                   expires_at=at("2020-06-01T00:00:00"))
     with clock.frozen_at(at("2020-05-01T00:00:00")):
-        ledger.submit_record(replace(submission("tax", 1), actor="labour"))
+        services.submit_record(submission("labour", 1))
     before = counts(ledger)
     with clock.frozen_at(at("2020-07-01T00:00:00")), pytest.raises(
             NoValidKey, match="labour-2020-1 expired"):
-        ledger.submit_record(replace(submission("tax", 2), actor="labour"))
+        services.submit_record(submission("labour", 2))
     assert counts(ledger) == before
     verify_clean(ledger)
 
 
 def test_a_key_rotation_is_signed_by_the_platform_key_it_keeps_valid(
-        ledger: CreditLedger) -> None:
-    initialised(ledger)
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2021-01-01T00:00:00")):
         new = ledger.rotate_key("platform")
     with clock.frozen_at(at("2021-01-02T00:00:00")):
         ledger.revoke_key("platform-2020-1", reason="retired")
-        ledger.submit_record(submission("tax", 1))
+        services.submit_record(submission("tax", 1))
     assert new == "platform-2021-1"
     with ledger.engine.connect() as conn:
         note = conn.execute(select(tables.checkpoints.c.note)
@@ -171,17 +168,18 @@ def test_a_key_rotation_is_signed_by_the_platform_key_it_keeps_valid(
     verify_clean(ledger)
 
 
-def test_the_platform_cannot_revoke_its_only_key(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_the_platform_cannot_revoke_its_only_key(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with pytest.raises(Exception, match="only valid key: rotate it first"):
         ledger.revoke_key("platform-2020-1", reason="oops")
 
 
 def test_a_revocation_in_the_past_invalidates_what_the_key_signed_since(
-        ledger: CreditLedger) -> None:
-    initialised(ledger, "2020-01-01T00:00:00")
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services, "2020-01-01T00:00:00")
     with clock.frozen_at(at("2020-03-01T00:00:00")):
-        ledger.submit_record(submission("tax", 1))
+        services.submit_record(submission("tax", 1))
     with clock.frozen_at(at("2020-04-01T00:00:00")):
         ledger.rotate_key("tax")
         ledger.revoke_key("tax-2020-1", reason="compromised since February",
@@ -192,20 +190,22 @@ def test_a_revocation_in_the_past_invalidates_what_the_key_signed_since(
     assert "key tax-2020-1 was revoked at 2020-02-15" in report.first_failure.reason
 
 
-def test_only_the_owning_department_corrects_a_record(ledger: CreditLedger) -> None:
-    initialised(ledger)
-    record_id = ledger.submit_record(submission("tax", 1))
+def test_only_the_owning_department_corrects_a_record(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
+    record_id = services.submit_record(submission("tax", 1))
     before = counts(ledger)
     with pytest.raises(NotRecordOwner, match="only 'tax'"):
-        ledger.correct_record(record_id, actor="market", reason="x", changes={"summary": "y"})
+        services.correct_record(record_id, actor="market", reason="x", changes={"summary": "y"})
     with pytest.raises(InvalidRecord, match="cannot correct subject"):
-        ledger.correct_record(record_id, actor="tax", reason="x", changes={"subject": "y"})
+        services.correct_record(record_id, actor="tax", reason="x", changes={"subject": "y"})
     assert counts(ledger) == before
 
 
-def test_key_events_are_recorded_by_the_platform_only(ledger: CreditLedger) -> None:
-    initialised(ledger)
-    authority = ledger._authority("tax")
+def test_key_events_are_recorded_by_the_platform_only(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
+    authority = ledger.authority("tax")
     with pytest.raises(NotByPlatform):
         authority.rotate_key(actor="tax", kid="tax-2020-9", public_key="x",
                              valid_from=clock.now())
@@ -215,14 +215,14 @@ def test_a_missing_passphrase_or_unreadable_key_refuses_the_write(
         settings: Settings) -> None:
     app = CreditLedger(settings)
     try:
-        initialised(app)
+        initialised(CreditServices(app))
     finally:
         app.close()
     no_pass = CreditLedger(replace(settings, passphrase=None))
     try:
         before = counts(no_pass)
         with pytest.raises(PassphraseMissing):
-            no_pass.submit_record(submission("tax", 1))
+            CreditServices(no_pass).submit_record(submission("tax", 1))
         assert counts(no_pass) == before
     finally:
         no_pass.close()
@@ -230,7 +230,7 @@ def test_a_missing_passphrase_or_unreadable_key_refuses_the_write(
     app = CreditLedger(settings)
     try:
         with pytest.raises(KeyFileUnreadable, match=r"tax-2020-1\.key"):
-            app.submit_record(submission("tax", 1))
+            CreditServices(app).submit_record(submission("tax", 1))
         assert counts(app) == before
     finally:
         app.close()
@@ -241,13 +241,14 @@ def test_two_ledger_processes_writing_in_turn_keep_one_consistent_log(
     first = CreditLedger(settings)
     second = CreditLedger(settings)
     try:
-        initialised(first)
+        initialised(CreditServices(first))
         for i in range(6):
-            (first if i % 2 else second).submit_records([submission("tax", 10 * i + j)
-                                                         for j in range(3)])
+            CreditServices(first if i % 2 else second).submit_records(
+                [submission("tax", 10 * i + j) for j in range(3)])
         new_kid = second.rotate_key("tax")
         # The first process must sign with the key the second one just issued.
-        stored = first.recorder.select_events(first.submit_record(submission("tax", 1000)))
+        stored = first.recorder.select_events(
+            CreditServices(first).submit_record(submission("tax", 1000)))
         assert envelope.decode(stored[0].state).kid == new_kid != "tax-2020-1"
         verify_clean(first)
     finally:
@@ -256,10 +257,10 @@ def test_two_ledger_processes_writing_in_turn_keep_one_consistent_log(
 
 
 def test_proofs_built_from_the_stored_tree_verify_against_the_checkpoints(
-        ledger: CreditLedger) -> None:
-    initialised(ledger)
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     for i in range(7):
-        ledger.submit_records([submission("tax", 10 * i + j) for j in range(i + 1)])
+        services.submit_records([submission("tax", 10 * i + j) for j in range(i + 1)])
     with ledger.engine.connect() as conn:
         notes = conn.execute(select(tables.checkpoints.c.note)
                              .order_by(tables.checkpoints.c.seq)).scalars().all()
@@ -277,11 +278,12 @@ def test_proofs_built_from_the_stored_tree_verify_against_the_checkpoints(
                                       last.root_hash, proof)
 
 
-def test_an_explicit_checkpoint_covers_the_log_as_it_stands(ledger: CreditLedger) -> None:
-    initialised(ledger)
+def test_an_explicit_checkpoint_covers_the_log_as_it_stands(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
     with clock.frozen_at(at("2020-02-01T00:00:00") + timedelta(hours=1)):
         cp = ledger.checkpoint()
-    assert cp.tree_size == ledger.event_count() == 5
+    assert cp.tree_size == ledger.event_count() == 5 + 8  # authorities and policy versions
     verify_clean(ledger)
 
 

@@ -19,7 +19,8 @@ from domain.authorities import (
 )
 from domain.base import effective_at
 from domain.identifiers import SubjectRef
-from domain.records import CreditRecord, InvalidRecord, NotRecordOwner
+from domain.records import CreditRecord, InvalidRecord, NotRecordOwner, RecordRuleBroken
+from tests.unit.policy_data import catalogue
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 SUBJECT = SubjectRef("uscc", "91350100M000100Y43")
@@ -86,7 +87,7 @@ def submit(**changes: object) -> CreditRecord:
     fields: dict[str, object] = dict(actor="tax", subject=SUBJECT, item_code="TAX-PENALTY",
                                      decision_number="临税罚〔2026〕1号",
                                      decision_date=date(2026, 2, 1), summary="逾期申报",
-                                     details={"amount": "100.00"})
+                                     details={"amount": "100.00"}, catalogue=catalogue())
     fields.update(changes)
     with clock.frozen_at(NOW):
         return CreditRecord.submit(**fields)  # type: ignore[arg-type]
@@ -97,7 +98,7 @@ def test_the_bulk_submission_event_is_the_event_the_aggregate_records() -> None:
         direct = CreditRecord.submission(
             actor="tax", subject=SUBJECT, item_code="TAX-PENALTY",
             decision_number="临税罚〔2026〕1号", decision_date=date(2026, 2, 1),
-            summary="逾期申报", details={"amount": "100.00"})
+            summary="逾期申报", details={"amount": "100.00"}, catalogue=catalogue())
     via_aggregate = submit().collect_events()[0]
     assert type(direct) is type(via_aggregate)
     assert vars(direct) == vars(via_aggregate)
@@ -108,9 +109,11 @@ def test_the_bulk_submission_event_is_the_event_the_aggregate_records() -> None:
     ({"decision_number": ""}, "decision number must not be empty"),
     ({"item_code": "tax penalty"}, "not a catalogue item code"),
     ({"decision_date": date(2026, 3, 2)}, "is in the future"),
+    ({"item_code": "NO-SUCH-ITEM"}, "is not in catalogue 2026.1"),
+    ({"item_code": "MKT-PENALTY"}, "is submitted by 'market', not by 'tax'"),
 ])
 def test_a_record_that_breaks_a_rule_is_refused(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidRecord, match=message):
+    with pytest.raises(RecordRuleBroken, match=message):
         submit(**changes)
 
 
@@ -123,6 +126,10 @@ def test_a_correction_names_the_version_it_supersedes() -> None:
     assert record.summary == "逾期未申报" and record.version == 2
     with pytest.raises(NotRecordOwner):
         record.correct(actor="court", reason="x", changes={"summary": "y"})
+    # the credit office corrects only as the outcome of an objection ruling, which it names
+    record.correct(actor="credit-office", reason="异议处理", changes={"summary": "z"},
+                   objection="YY-2026-1")
+    assert vars(record.collect_events()[-1])["objection"] == "YY-2026-1"
     with pytest.raises(InvalidRecord, match="at least one field"):
         record.correct(actor="tax", reason="x", changes={})
 

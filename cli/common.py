@@ -1,0 +1,172 @@
+"""What every `credit` command shares: the group, error reporting, opening the ledger, parsing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from eventsourcing.persistence import PersistenceError
+
+from domain.base import CHINA_TIME, DomainError
+from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
+from domain.policies import NoPolicyInForce, PolicyError
+from domain.records import today_in_china
+from keys.registry import KeyRegistryError
+from keys.store import KeyStoreError
+from ledger.application import CreditLedger
+from ledger.errors import LedgerError
+from ledger.mapper import UnsignableEvent
+from ledger.recorder import LedgerCorrupted
+from ledger.services import CreditServices
+from ledger.settings import Settings
+from ledger.storage import StoreUnavailable
+
+# Errors that are the user's input or environment, reported as one sentence; anything else is a
+# bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    LedgerError, DomainError, KeyStoreError, KeyRegistryError, StoreUnavailable,
+    LedgerCorrupted, InvalidIdentifier, UnsignableEvent, PersistenceError, PolicyError,
+    NoPolicyInForce,
+)
+
+
+class CreditGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            fail(str(exc))
+
+
+@click.group(cls=CreditGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def credit() -> None:
+    """信用临安 credit ledger: signed, append-only, verifiable.
+
+    Configuration comes from CREDIT_DATABASE_URL (default sqlite:///var/credit.db),
+    CREDIT_KEYS_DIR (default var/keys), CREDIT_KEY_PASSPHRASE and CREDIT_LOG_ORIGIN.
+    """
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else text)
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@contextmanager
+def opened(config: Settings | None = None) -> Iterator[CreditLedger]:
+    ledger = CreditLedger(config or settings())
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@contextmanager
+def services() -> Iterator[CreditServices]:
+    with opened() as ledger:
+        yield CreditServices(ledger)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal (rate and time left); silence elsewhere."""
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time; without a timezone it is read as China time (UTC+8)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=CHINA_TIME)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TIME)
+
+
+def parse_day(option: str, text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+
+
+def subject_ref(text: str) -> SubjectRef:
+    return parse_subject(text, today=today_in_china())
+
+
+def json_object(option: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        fail(f"{option} is not JSON: {exc}")
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object")
+    return value
+
+
+def read_input(path: str | None) -> dict[str, Any]:
+    """The optional ``--input FILE`` (``-`` for stdin): a JSON object of the command's fields."""
+    if path is None:
+        return {}
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    return json_object(f"--input {path}", text)
+
+
+def field_changes(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` pairs: decision_date is a date, details a JSON object."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--set {pair!r} is not FIELD=VALUE")
+        if name == "decision_date":
+            changes[name] = parse_day("--set decision_date", value)
+        elif name == "details":
+            changes[name] = json_object("--set details", value)
+        else:
+            changes[name] = value
+    return changes
+
+
+as_option = click.option("--as", "actor", required=True, metavar="AUTHORITY",
+                         help="The authority acting (its key signs the event).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+input_option = click.option("--input", "input_path", metavar="FILE",
+                            help="A JSON object with the command's fields ('-' for stdin); "
+                                 "flags override it.")
+on_option = click.option("--on", "on", metavar="DATE", help="The date (default today, China).")

@@ -1,0 +1,51 @@
+"""Refusals of the ledger application: each one sentence, and nothing was written."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class LedgerError(Exception):
+    """A command the ledger refuses; nothing was written."""
+
+
+class AlreadyInitialised(LedgerError):
+    pass
+
+
+class NotInitialised(LedgerError):
+    def __init__(self) -> None:
+        super().__init__("the ledger has no platform key yet: run `credit init` first")
+
+
+class AuthorityAlreadyRegistered(LedgerError):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"authority {code!r} is already registered")
+
+
+class AlreadyRecorded(LedgerError):
+    """The same record, objection, application, listing, commitment or policy already exists."""
+
+
+class RecordAlreadySubmitted(AlreadyRecorded):
+    pass
+
+
+class NotFound(LedgerError):
+    def __init__(self, what: str, key: object) -> None:
+        super().__init__(f"no {what} {key}")
+
+
+class RecordNotFound(NotFound):
+    def __init__(self, record_id: UUID) -> None:
+        super().__init__("credit record", record_id)
+
+
+class SubjectNotRegistered(LedgerError):
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"subject {subject} is not registered: give its name to register it")
+
+
+class PrivateKeyMismatch(LedgerError):
+    def __init__(self, kid: str) -> None:
+        super().__init__(f"the private key file of {kid} does not match its registered public key")

@@ -1,0 +1,436 @@
+"""The credit workflows: records, objections, repair, lists, commitments, subjects, policies.
+
+Each service checks who may run it (``domain.permissions``), loads what it needs, runs the domain
+command and saves every aggregate it changed in one transaction, so a refusal writes nothing.
+Rules live in the aggregates; what a rule needs to know about a subject comes from the pure reducer
+(``domain.state``) over the subject's signed events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from domain import clock
+from domain.authorities import CREDIT_OFFICE
+from domain.base import LedgerAggregate
+from domain.commitments import Commitment, commitment_id
+from domain.identifiers import SubjectRef
+from domain.listings import Listing, ListingRuleBroken, check_basis, listing_id
+from domain.objections import Objection, objection_id
+from domain.periods import add_months
+from domain.permissions import check_permitted
+from domain.policies import NoPolicyInForce
+from domain.policy_versions import PolicyVersion
+from domain.records import CreditRecord, today_in_china
+from domain.repairs import RecordFacts, RepairApplication, RuleCheck, repair_id
+from domain.state import objections_on, subject_state
+from domain.subjects import Subject, subject_id
+from ledger.application import CreditLedger
+from ledger.errors import LedgerError, RecordAlreadySubmitted, SubjectNotRegistered
+from ledger.policy_files import bundled_policies
+
+
+@dataclass(frozen=True)
+class RecordSubmission:
+    """One record a department submits. ``subject_name`` registers a new subject."""
+
+    actor: str
+    subject: SubjectRef
+    item_code: str
+    decision_number: str
+    decision_date: date
+    summary: str
+    details: dict[str, Any] | None = None
+    subject_name: str | None = None
+
+
+def number(prefix: str, day: date, *parts: object) -> str:
+    """A stable file number from what identifies the case, e.g. ``YY-2026-3f9a1c2e``."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:8]
+    return f"{prefix}-{day.year}-{digest}"
+
+
+class CreditServices:
+    """What authorities do through the platform; one method per command of the matrix."""
+
+    def __init__(self, ledger: CreditLedger) -> None:
+        self.ledger = ledger
+
+    def permit(self, command: str, actor: str) -> str:
+        role = self.ledger.role_of(actor)
+        check_permitted(command, actor, role)
+        return role
+
+    # -- policies -----------------------------------------------------------------------------
+
+    def publish_policy(self, actor: str, document: dict[str, Any]) -> PolicyVersion:
+        """Publish one policy version (catalogue, grading, measures or calendar)."""
+        self.permit("policy.publish", actor)
+        version = PolicyVersion.publish(actor=actor, document=document)
+        self.ledger.save_new(version, what=f"{version.kind} policy {version.policy_version}")
+        return version
+
+    def publish_bundled(self, actor: str = CREDIT_OFFICE,
+                        kinds: Sequence[str] | None = None,
+                        until: date | None = None) -> list[str]:
+        """Publish the repository's policy versions the ledger does not hold yet."""
+        published = []
+        for document in bundled_policies():
+            if kinds is not None and document["kind"] not in kinds:
+                continue
+            if until is not None and date.fromisoformat(document["effective_from"]) > until:
+                continue
+            if not self.ledger.policies.has(document["kind"], document["version"]):
+                self.publish_policy(actor, document)
+                published.append(f"{document['kind']} {document['version']}")
+        return published
+
+    def catalogue(self, day: date) -> Any:
+        try:
+            return self.ledger.policies.catalogue(day)
+        except NoPolicyInForce as exc:
+            raise LedgerError(str(exc)) from exc
+
+    # -- subjects -----------------------------------------------------------------------------
+
+    def register_subject(self, actor: str, ref: SubjectRef, name: str,
+                         kind: str | None = None) -> Subject:
+        self.permit("subject.register", actor)
+        subject = Subject.register(actor=actor, ref=ref, name=name, kind=kind)
+        self.ledger.save_new(subject, what=f"subject {ref.masked()}")
+        return subject
+
+    def rename_subject(self, actor: str, ref: SubjectRef, name: str, reason: str) -> None:
+        self.permit("subject.rename", actor)
+        subject = self.subject(ref)
+        subject.rename(actor=actor, name=name, reason=reason)
+        self.ledger.save(subject)
+
+    def subject(self, ref: SubjectRef | str) -> Subject:
+        key = ref.key if isinstance(ref, SubjectRef) else ref
+        try:
+            return self.ledger.get(subject_id(key), Subject, "subject")
+        except LedgerError:
+            raise SubjectNotRegistered(key) from None
+
+    # -- records ------------------------------------------------------------------------------
+
+    def submit_record(self, submission: RecordSubmission) -> UUID:
+        return self.submit_records([submission])[0]
+
+    def submit_records(self, submissions: Iterable[RecordSubmission]) -> list[UUID]:
+        """Submit records in one transaction (all or nothing); registers new subjects named in
+        the submissions."""
+        batch = list(submissions)
+        for actor in {s.actor for s in batch}:
+            self.permit("record.submit", actor)
+        events = [
+            CreditRecord.submission(
+                actor=s.actor, subject=s.subject, item_code=s.item_code,
+                decision_number=s.decision_number, decision_date=s.decision_date,
+                summary=s.summary, details=s.details, catalogue=self.catalogue(s.decision_date))
+            for s in batch
+        ]
+        ids = [e.originator_id for e in events]
+        if len(set(ids)) != len(ids):
+            raise RecordAlreadySubmitted("the batch submits the same record twice")
+        self.ledger.save_new(*self.new_subjects(batch), *events,
+                             what="a record with the same department, item, decision number "
+                                  "and subject")
+        return ids
+
+    def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[Subject]:
+        """Registrations for the batch's subjects the ledger does not know yet."""
+        wanted: dict[UUID, RecordSubmission] = {}
+        for s in batch:
+            sid = subject_id(s.subject.key)
+            if sid not in wanted or (wanted[sid].subject_name is None and s.subject_name):
+                wanted[sid] = s
+        known = self.ledger.existing(wanted)
+        new = []
+        for sid, s in wanted.items():
+            if sid in known:
+                continue
+            if not s.subject_name:
+                raise SubjectNotRegistered(s.subject.masked())
+            self.permit("subject.register", s.actor)
+            new.append(Subject.register(actor=s.actor, ref=s.subject, name=s.subject_name))
+        return new
+
+    def record(self, record_id: UUID) -> CreditRecord:
+        return self.ledger.get(record_id, CreditRecord, "credit record")
+
+    def correct_record(self, record_id: UUID, *, actor: str, reason: str,
+                       changes: dict[str, Any]) -> None:
+        self.permit("record.correct", actor)
+        record = self.record(record_id)
+        record.correct(actor=actor, reason=reason, changes=changes)
+        self.ledger.save(record)
+
+    def revoke_record(self, record_id: UUID, *, actor: str, reason: str) -> None:
+        self.permit("record.revoke", actor)
+        record = self.record(record_id)
+        record.revoke(actor=actor, reason=reason)
+        self.ledger.save(record)
+
+    # -- objections ---------------------------------------------------------------------------
+
+    def objection(self, number_: str) -> Objection:
+        return self.ledger.get(objection_id(number_), Objection, "objection")
+
+    def raise_objection(self, actor: str, *, subject: SubjectRef, target_kind: str,
+                        target_id: UUID, grounds: str, raised_by: str = "subject",
+                        agent: str | None = None, raised_on: date | None = None,
+                        number_: str | None = None) -> str:
+        """Receive an objection about one of the subject's records or listings."""
+        self.permit("objection.raise", actor)
+        day = raised_on or today_in_china()
+        target = self._target(target_kind, target_id)
+        if target.subject_key != subject.key:
+            raise LedgerError(f"{target_kind} {target_id} is not about {subject.masked()}")
+        num = number_ or number("YY", day, subject.key, target_id, grounds, day)
+        objection = Objection.raise_(actor=actor, subject=subject.key, number=num,
+                                     target_kind=target_kind, target_id=str(target_id),
+                                     grounds=grounds, raised_on=day, raised_by=raised_by,
+                                     agent=agent)
+        self.ledger.save_new(objection, what=f"objection {num}")
+        return num
+
+    def _target(self, kind: str, target_id: UUID) -> LedgerAggregate:
+        if kind == "record":
+            return self.record(target_id)
+        if kind == "listing":
+            return self.ledger.get(target_id, Listing, "listing")
+        raise LedgerError(f"an objection is about a record or a listing, not {kind!r}")
+
+    def calendar(self, day: date) -> Any:
+        try:
+            return self.ledger.policies.calendar(day)
+        except NoPolicyInForce as exc:
+            raise LedgerError(str(exc)) from exc
+
+    def accept_objection(self, actor: str, number_: str, accepted_on: date | None = None) -> date:
+        """Accept: the target is marked under objection; returns the ruling deadline."""
+        self.permit("objection.accept", actor)
+        objection = self.objection(number_)
+        day = accepted_on or today_in_china()
+        objection.accept(actor=actor, accepted_on=day, calendar=self.calendar(day))
+        self.ledger.save(objection)
+        assert objection.deadline is not None
+        return objection.deadline
+
+    def decline_objection(self, actor: str, number_: str, reason: str) -> None:
+        self.permit("objection.decline", actor)
+        objection = self.objection(number_)
+        objection.decline(actor=actor, reason=reason)
+        self.ledger.save(objection)
+
+    def extend_objection(self, actor: str, number_: str, reason: str) -> date:
+        self.permit("objection.extend", actor)
+        objection = self.objection(number_)
+        objection.extend(actor=actor, reason=reason,
+                         calendar=self.calendar(objection.accepted_on or today_in_china()))
+        self.ledger.save(objection)
+        assert objection.deadline is not None
+        return objection.deadline
+
+    def rule_objection(self, actor: str, number_: str, *, outcome: str, reasoning: str,
+                       changes: dict[str, Any] | None = None,
+                       ruled_on: date | None = None) -> None:
+        """Rule, and carry out the outcome on the record or listing in the same transaction."""
+        self.permit("objection.rule", actor)
+        objection = self.objection(number_)
+        day = ruled_on or today_in_china()
+        objection.rule(actor=actor, outcome=outcome, reasoning=reasoning, ruled_on=day,
+                       changes=changes)
+        target = self._carry_out(objection, outcome, reasoning, changes, day, actor)
+        self.ledger.save(objection, target)
+
+    def request_review(self, actor: str, number_: str, grounds: str,
+                       requested_on: date | None = None) -> None:
+        self.permit("objection.review", actor)
+        objection = self.objection(number_)
+        objection.request_review(actor=actor, grounds=grounds,
+                                 requested_on=requested_on or today_in_china())
+        self.ledger.save(objection)
+
+    def rule_review(self, actor: str, number_: str, *, result: str, reasoning: str,
+                    outcome: str | None = None, changes: dict[str, Any] | None = None,
+                    ruled_on: date | None = None) -> None:
+        self.permit("objection.review", actor)
+        objection = self.objection(number_)
+        day = ruled_on or today_in_china()
+        objection.rule_review(actor=actor, result=result, reasoning=reasoning, ruled_on=day,
+                              outcome=outcome, changes=changes)
+        target = None
+        if result == "revised" and outcome is not None:
+            target = self._carry_out(objection, outcome, f"review: {reasoning}", changes, day,
+                                     actor)
+        self.ledger.save(objection, target)
+
+    def _carry_out(self, objection: Objection, outcome: str, reasoning: str,
+                   changes: dict[str, Any] | None, day: date,
+                   actor: str) -> LedgerAggregate | None:
+        if outcome == "reject":
+            return None
+        reason = f"objection {objection.number}: {reasoning}"
+        if objection.target_kind == "listing":
+            listing = self.ledger.get(UUID(objection.target_id), Listing, "listing")
+            listing.remove(actor=actor, reason=reason, removed_on=day, objection=objection.number)
+            return listing
+        record = self.record(UUID(objection.target_id))
+        if outcome == "revoke":
+            record.revoke(actor=actor, reason=reason, objection=objection.number)
+        elif outcome in ("correct", "complete"):
+            record.correct(actor=actor, reason=reason, changes=dict(changes or {}),
+                           objection=objection.number)
+        elif outcome == "end_disclosure":
+            record.end_disclosure(actor=actor, reason=reason, objection=objection.number)
+        return record
+
+    # -- credit repair ------------------------------------------------------------------------
+
+    def repair(self, number_: str) -> RepairApplication:
+        return self.ledger.get(repair_id(number_), RepairApplication, "repair application")
+
+    def apply_repair(self, actor: str, record_id: UUID, *, evidence: list[str], commitment: str,
+                     applied_on: date | None = None, number_: str | None = None) -> str:
+        self.permit("repair.apply", actor)
+        record = self.record(record_id)
+        day = applied_on or today_in_china()
+        num = number_ or number("XF", day, record_id, day)
+        application = RepairApplication.apply(
+            actor=actor, subject=record.subject, number=num, record_id=str(record_id),
+            evidence=evidence, commitment=commitment, applied_on=day)
+        self.ledger.save_new(application, what=f"repair application {num}")
+        return num
+
+    def repair_checks(self, number_: str) -> list[RuleCheck]:
+        """The eligibility rules for an application, as they stand now."""
+        from domain.repairs import eligibility
+        application = self.repair(number_)
+        return eligibility(self._record_facts(application), application.applied_on,
+                           application.evidence, application.commitment)
+
+    def decide_repair(self, actor: str, number_: str, *, approve: bool, reason: str = "",
+                      decided_on: date | None = None) -> list[RuleCheck]:
+        """Approve (every rule passed; the record is marked repaired) or refuse, explained."""
+        self.permit("repair.decide", actor)
+        application = self.repair(number_)
+        record = self.record(UUID(application.record_id))
+        checks = application.decide(actor=actor, approve=approve,
+                                    facts=self._record_facts(application),
+                                    decided_on=decided_on or today_in_china(), reason=reason)
+        if approve:
+            record.mark_repaired(actor=actor, application=application.number)
+            self.ledger.save(application, record)
+        else:
+            self.ledger.save(application)
+        return checks
+
+    def _record_facts(self, application: RepairApplication) -> RecordFacts:
+        """The record and its subject under the rules in force on the application date."""
+        record = self.record(UUID(application.record_id))
+        item = self.catalogue(application.applied_on).item(record.item_code)
+        state = self.state(record.subject, application.applied_on)
+        black = any(x["list"] == "black" and x["status"] == "active" for x in state["listings"])
+        return RecordFacts(
+            record_id=application.record_id, item_code=record.item_code,
+            decision_date=record.decision_date,
+            negative=bool(item and item.negative), revoked=record.revoked,
+            repaired=record.repaired, repairable=bool(item and item.repairable),
+            min_disclosure_months=item.min_disclosure_months if item else 0,
+            black_listed=black)
+
+    # -- lists --------------------------------------------------------------------------------
+
+    def add_listing(self, actor: str, *, list_name: str, subject: SubjectRef, legal_basis: str,
+                    basis_records: Sequence[UUID], start: date, planned_end: date | None = None,
+                    notified_on: date | None = None, removal_conditions: str = "",
+                    number_: str | None = None) -> str:
+        """Put a subject on the black or red list, on the basis of its records."""
+        self.permit("list.add", actor)
+        self.subject(subject)
+        try:
+            measures = self.ledger.policies.measures(start)
+        except NoPolicyInForce as exc:
+            raise LedgerError(str(exc)) from exc
+        end = planned_end or add_months(start, measures.default_months.get(list_name, 36))
+        state = self.state(subject.key, start)
+        records = {r["id"]: r for r in state["records"]}
+        wanted = [str(r) for r in basis_records]
+        missing = [r for r in wanted if r not in records]
+        if missing:
+            raise ListingRuleBroken(
+                f"record {missing[0]} is not a record of {subject.masked()} on {start.isoformat()}")
+        check_basis(list_name, [records[r] for r in wanted])
+        if list_name == "red":
+            if any(x["list"] == "black" and x["status"] == "active" for x in state["listings"]):
+                raise ListingRuleBroken("a subject on the black list cannot be put on the red list")
+            serious = [r for r in state["records"]
+                       if r["in_force"] and r["severity"] == "serious" and r["polarity"] == "negative"]
+            if serious:
+                raise ListingRuleBroken(
+                    f"serious negative record {serious[0]['decision_number']} is in force: "
+                    "no red listing")
+        num = number_ or number("MD", start, list_name, subject.key, start, legal_basis)
+        listing = Listing.list_subject(
+            actor=actor, list_name=list_name, subject=subject.key, number=num,
+            legal_basis=legal_basis, basis_records=wanted, notified_on=notified_on, start=start,
+            planned_end=end, removal_conditions=removal_conditions,
+            measures_version=measures.version)
+        self.ledger.save_new(listing, what=f"listing {num}")
+        return num
+
+    def listing(self, number_: str) -> Listing:
+        return self.ledger.get(listing_id(number_), Listing, "listing")
+
+    def remove_listing(self, actor: str, number_: str, *, reason: str,
+                       removed_on: date | None = None) -> None:
+        self.permit("list.remove", actor)
+        listing = self.listing(number_)
+        listing.remove(actor=actor, reason=reason, removed_on=removed_on or today_in_china())
+        self.ledger.save(listing)
+
+    # -- commitments --------------------------------------------------------------------------
+
+    def make_commitment(self, actor: str, *, subject: SubjectRef, text: str, context: str,
+                        made_on: date | None = None, due_on: date | None = None,
+                        number_: str | None = None) -> str:
+        self.permit("commitment.make", actor)
+        self.subject(subject)
+        day = made_on or today_in_china()
+        num = number_ or number("CN", day, subject.key, text, day)
+        commitment = Commitment.make(actor=actor, subject=subject.key, number=num, text=text,
+                                     context=context, made_on=day, due_on=due_on)
+        self.ledger.save_new(commitment, what=f"commitment {num}")
+        return num
+
+    def settle_commitment(self, actor: str, number_: str, *, kept: bool, note: str,
+                          settled_on: date | None = None) -> None:
+        self.permit("commitment.settle", actor)
+        commitment = self.ledger.get(commitment_id(number_), Commitment, "commitment")
+        commitment.settle(actor=actor, kept=kept, note=note,
+                          settled_on=settled_on or today_in_china())
+        self.ledger.save(commitment)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def overdue_objections(self, as_of: date | None = None) -> list[dict[str, Any]]:
+        """Objections accepted and still not ruled after their deadline, oldest first."""
+        day = as_of or today_in_china()
+        views = objections_on(self.ledger.stream_facts("Objection"), day, clock.now())
+        return [v for v in views if v["overdue"]]
+
+    def state(self, subject: str, as_of: date | None = None,
+              known_at: datetime | None = None) -> dict[str, Any]:
+        """The subject's state on ``as_of`` (default today) as known at ``known_at`` (default
+        now)."""
+        self.ledger.refresh()
+        return subject_state(subject, self.ledger.facts_about(subject), self.ledger.policy_facts,
+                             as_of or today_in_china(), known_at or clock.now())
