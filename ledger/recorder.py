@@ -188,8 +188,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         try:
             active = transactions.get()
         except LookupError:
-            assert self.datastore.engine is not None
-            with self.datastore.engine.connect() as connection:
+            engine: Any = self.datastore.engine
+            with engine.connect() as connection:
                 yield connection
         else:
             yield active.session

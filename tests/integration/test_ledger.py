@@ -15,12 +15,12 @@ from keys.registry import NoValidKey, UnknownAuthority
 from keys.store import KeyFileUnreadable, PassphraseMissing
 from ledger import envelope, merkle, tables
 from ledger.application import CreditLedger
-from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
 from ledger.checkpoint import parse_checkpoint
+from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
+from ledger.services import CreditServices
 from ledger.settings import Settings
 from ledger.storage import StoreUnavailable
 from ledger.verify import LedgerVerifier, stored_nodes
-from ledger.services import CreditServices
 from tests.conftest import ENTERPRISE, PERSON, at, initialised, submission
 
 
