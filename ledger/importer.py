@@ -160,7 +160,7 @@ class Importer:
     def _text(self, row: Row, name: str) -> str:
         value = row.data.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise LedgerError(f"{name} is missing")
+            raise LedgerError(f"{name} is missing or empty")
         return value
 
     def _subject(self, row: Row) -> SubjectRef:

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -198,12 +199,14 @@ class Template:
     pg_name: str | None
 
 
-_templates: dict[str, Template] = {}
+_templates: dict[tuple[str, str], Template] = {}
+_template_root: list[Path] = []
 
 
 @pytest.fixture(scope="session")
 def template_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("templates")
+    _template_root.append(root)
     yield root
     for template in _templates.values():
         if template.pg_name:
@@ -211,45 +214,60 @@ def template_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     _templates.clear()
 
 
-def scenario_template(backend: str, root: Path) -> Template:
-    """The scenario, built once per backend per session."""
-    if backend not in _templates:
-        keys_dir = root / f"{backend}-keys"
+def initialised_only(app: CreditLedger) -> None:
+    initialised(CreditServices(app), "2020-01-01T00:00:00")
+
+
+BUILDERS = {"scenario": build_scenario, "initialised": initialised_only}
+
+
+def template(kind: str, backend: str, root: Path) -> Template:
+    """A ledger built once per kind and backend per session, to copy from."""
+    key = (kind, backend)
+    if key not in _templates:
+        keys_dir = root / f"{kind}-{backend}-keys"
         if backend == "sqlite":
-            url = f"sqlite:///{root / 'scenario.db'}"
+            url = f"sqlite:///{root / f'{kind}.db'}"
             pg_name = None
         else:
             pg_name = create_pg_database()
             url = pg_url(pg_name)
         app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=PASSPHRASE))
         try:
-            build_scenario(app)
+            BUILDERS[kind](app)
         finally:
             app.close()
-        _templates[backend] = Template(url, keys_dir, pg_name)
-    return _templates[backend]
+        _templates[key] = Template(url, keys_dir, pg_name)
+    return _templates[key]
+
+
+@contextmanager
+def copy_of(kind: str, backend: str, folder: Path) -> Iterator[Settings]:
+    """Settings of a fresh copy of a template ledger (database and keys) under ``folder``."""
+    source_template = template(kind, backend, _template_root[0])
+    keys_dir = folder / "keys"
+    shutil.copytree(source_template.keys_dir, keys_dir)
+    if source_template.pg_name is None:
+        source = make_url(source_template.url).database
+        assert source is not None
+        for suffix in ("", "-wal", "-shm"):
+            if Path(source + suffix).exists():
+                shutil.copy(source + suffix, folder / f"credit.db{suffix}")
+        yield Settings(database_url=f"sqlite:///{folder / 'credit.db'}", keys_dir=keys_dir,
+                       passphrase=PASSPHRASE)
+        return
+    name = create_pg_database(template=source_template.pg_name)
+    try:
+        yield Settings(database_url=pg_url(name), keys_dir=keys_dir, passphrase=PASSPHRASE)
+    finally:
+        drop_pg_database(name)
 
 
 @pytest.fixture
 def scenario(backend: str, template_root: Path, tmp_path: Path) -> Iterator[Settings]:
     """Settings of a fresh copy of the scenario ledger (database and keys)."""
-    template = scenario_template(backend, template_root)
-    keys_dir = tmp_path / "keys"
-    shutil.copytree(template.keys_dir, keys_dir)
-    if template.pg_name is None:
-        source = make_url(template.url).database
-        assert source is not None
-        for suffix in ("", "-wal", "-shm"):
-            if Path(source + suffix).exists():
-                shutil.copy(source + suffix, tmp_path / f"credit.db{suffix}")
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'credit.db'}", keys_dir=keys_dir,
-                       passphrase=PASSPHRASE)
-        return
-    name = create_pg_database(template=template.pg_name)
-    try:
-        yield Settings(database_url=pg_url(name), keys_dir=keys_dir, passphrase=PASSPHRASE)
-    finally:
-        drop_pg_database(name)
+    with copy_of("scenario", backend, tmp_path) as settings:
+        yield settings
 
 
 @pytest.fixture
