@@ -24,6 +24,7 @@ from cli.common import (
     services,
     subject_ref,
 )
+from domain.identifiers import mask_subject_key
 from domain.listings import listing_id
 from ledger.services import RecordSubmission
 
@@ -317,7 +318,8 @@ def objection_review(number_: str, actor: str, grounds: str | None, result: str 
 def objection_overdue(as_of: str | None, as_json: bool) -> None:
     """Objections accepted and not ruled by their deadline."""
     with services() as svc:
-        rows = svc.overdue_objections(parse_day("--as-of", as_of))
+        rows = [{**r, "subject": mask_subject_key(r["subject"])}
+                for r in svc.overdue_objections(parse_day("--as-of", as_of))]
     emit(as_json, {"overdue": rows},
          "\n".join(f"{r['number']}  deadline {r['deadline']}  {r['subject']}" for r in rows)
          or "no overdue objections")

@@ -94,6 +94,12 @@ def mask_resident_id(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
+def mask_subject_key(key: str) -> str:
+    """A subject key fit for logs and public pages: people's numbers masked."""
+    scheme, _, code = key.partition(":")
+    return f"{scheme}:{mask_resident_id(code)}" if scheme == "rid" else key
+
+
 @dataclass(frozen=True, order=True)
 class SubjectRef:
     """A credit subject by identifier: a legal person or organisation (uscc) or a person (rid)."""
