@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 from eventsourcing.persistence import PersistenceError
+from sqlalchemy import create_engine
 
 from domain.base import CHINA_TIME, DomainError
 from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
@@ -25,7 +26,8 @@ from ledger.mapper import UnsignableEvent
 from ledger.recorder import LedgerCorrupted
 from ledger.services import CreditServices
 from ledger.settings import Settings
-from ledger.storage import StoreUnavailable
+from ledger.storage import StoreUnavailable, prepare_database
+from projections.runner import ProjectionRunner
 
 # Errors that are the user's input or environment, reported as one sentence; anything else is a
 # bug and keeps its traceback.
@@ -77,8 +79,18 @@ def opened(config: Settings | None = None) -> Iterator[CreditLedger]:
 
 @contextmanager
 def services() -> Iterator[CreditServices]:
+    """The credit services; in embedded mode the read models catch up after the command, so
+    what was just written can be read back at once."""
     with opened() as ledger:
         yield CreditServices(ledger)
+        if ledger.settings.projections == "embedded":
+            runner(ledger).catch_up()
+
+
+def runner(ledger: CreditLedger) -> ProjectionRunner:
+    url = ledger.settings.projections_url
+    engine = create_engine(prepare_database(url)) if url else None
+    return ProjectionRunner(ledger, engine)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ Standard library only: offline verifiers recompute derived state with this modul
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -320,19 +321,18 @@ class PolicyBook:
     """Published policies by kind; ``in_force(kind, day)`` is the one that governs that day."""
 
     versions: dict[str, list[Policy]] = field(default_factory=dict)
+    _dates: dict[str, list[date]] = field(default_factory=dict)
 
     def add(self, policy: Policy) -> None:
         """Add a published version; a later publication of the same effective date wins."""
         versions = self.versions.setdefault(policy.kind, [])
         versions.append(policy)
         versions.sort(key=lambda p: p.effective_from)  # stable: publication order within a date
+        self._dates[policy.kind] = [p.effective_from for p in versions]
 
     def in_force(self, kind: str, day: date) -> Policy | None:
-        found = None
-        for policy in self.versions.get(kind, []):
-            if policy.effective_from <= day:
-                found = policy
-        return found
+        index = bisect_right(self._dates.get(kind, []), day)
+        return self.versions[kind][index - 1] if index else None
 
     def catalogue(self, day: date) -> Catalogue:
         policy = self.in_force("catalogue", day)

@@ -2,32 +2,93 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, literal, select, tuple_, type_coerce
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType
 
 from domain.state import Fact, kind_of
 from ledger import envelope, tables
+from ledger.verify_checks import oid_text
+
+
+def _raw(column: Any) -> Any:
+    """A column as the driver returns it: no per-row type processing on hot paths."""
+    return type_coerce(column, NullType()).label(column.name)
 
 
 def fact_from_row(position: int, nid: int, oid: Any, version: int, topic: str,
                   state: bytes) -> Fact:
     """A Fact from an events-table row joined to its log position."""
-    sealed = envelope.decode(bytes(state))
-    return Fact(position=int(position), aggregate_id=str(oid), version=int(version),
-                kind=kind_of(topic), actor=sealed.actor, recorded_at=sealed.recorded_at,
-                data=envelope.decode_payload(sealed.payload))
+    actor, at, kid, payload = envelope.header_fields(bytes(state))
+    return Fact(position, oid_text(oid), version, kind_of(topic), actor,
+                envelope.parse_instant(at), envelope.decode_payload(payload), nid, kid)
 
 
 def read_facts(connection: Connection, events: Table, subject: str) -> list[Fact]:
     """Every event about ``subject``, through the subject index (no scan of the log)."""
     log = tables.log
     rows = connection.execute(
-        select(log.c.position, events.c.id, events.c.originator_id, events.c.originator_version,
-               events.c.topic, events.c.state)
+        select(log.c.position, events.c.id, _raw(events.c.originator_id),
+               events.c.originator_version, events.c.topic, _raw(events.c.state))
         .join(events, events.c.id == log.c.notification_id)
         .where(log.c.subject == subject)
         .order_by(log.c.position)
     )
     return [fact_from_row(*row) for row in rows]
+
+
+def read_facts_of(connection: Any, events: Table, subjects: list[str],
+                  until: int | None = None) -> dict[str, list[Fact]]:
+    """The events of several subjects at once (one query per 500), up to log position ``until``."""
+    log = tables.log
+    found: dict[str, list[Fact]] = {s: [] for s in subjects}
+    for start in range(0, len(subjects), 500):
+        query = (
+            select(log.c.subject, log.c.position, events.c.id, _raw(events.c.originator_id),
+                   events.c.originator_version, events.c.topic, _raw(events.c.state))
+            .join(events, events.c.id == log.c.notification_id)
+            .where(log.c.subject.in_(subjects[start:start + 500]))
+            .order_by(log.c.subject, log.c.position)
+        )
+        if until is not None:
+            query = query.where(log.c.position <= until)
+        for subject, *row in connection.execute(query):
+            found[subject].append(fact_from_row(*row))
+    return found
+
+
+def iter_subject_facts(connection: Any, events: Table, until: int, page: int = 5000,
+                       start: str | None = None, stop: str | None = None
+                       ) -> Iterator[tuple[str, list[Fact]]]:
+    """Every subject (from ``start``, before ``stop``) with its events up to ``until``, subject
+    by subject, in pages by key: a streaming pass over the subject index with flat memory."""
+    log = tables.log
+    after = (start or "", -1)
+    current: str | None = None
+    bucket: list[Fact] = []
+    while True:
+        rows = connection.execute(
+            select(log.c.subject, log.c.position, events.c.id, _raw(events.c.originator_id),
+                   events.c.originator_version, events.c.topic, _raw(events.c.state))
+            .join(events, events.c.id == log.c.notification_id)
+            .where(log.c.subject.is_not(None), log.c.position <= until,
+                   tuple_(log.c.subject, log.c.position) > tuple_(literal(after[0]),
+                                                                  literal(after[1])),
+                   *([log.c.subject < stop] if stop is not None else []))
+            .order_by(log.c.subject, log.c.position)
+            .limit(page)
+        ).all()
+        for subject, *row in rows:
+            if subject != current:
+                if current is not None:
+                    yield current, bucket
+                current, bucket = subject, []
+            bucket.append(fact_from_row(*row))
+        if len(rows) < page:
+            break
+        after = (rows[-1][0], rows[-1][1])
+    if current is not None:
+        yield current, bucket

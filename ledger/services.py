@@ -19,6 +19,7 @@ from domain import clock
 from domain.authorities import CREDIT_OFFICE
 from domain.base import LedgerAggregate
 from domain.commitments import Commitment, commitment_id
+from domain.history import changed_by_time, diff_states, effective_day
 from domain.identifiers import SubjectRef
 from domain.listings import Listing, ListingRuleBroken, check_basis, listing_id
 from domain.objections import Objection, objection_id
@@ -420,6 +421,27 @@ class CreditServices:
         self.ledger.save(commitment)
 
     # -- reading ------------------------------------------------------------------------------
+
+    def diff(self, subject: str, start: date, end: date,
+             known_at: datetime | None = None) -> dict[str, Any]:
+        """What changed about ``subject`` from ``start`` to ``end``, and the signed events
+        that changed it (those taking effect in between, and retroactive ones recorded then)."""
+        if end < start:
+            raise LedgerError("--to comes before --from")
+        known = known_at or clock.now()
+        facts = self.ledger.facts_about(subject)
+        self.ledger.refresh()
+        before = subject_state(subject, facts, self.ledger.policy_facts, start, known)
+        after = subject_state(subject, facts, self.ledger.policy_facts, end, known)
+        events = [{
+            "notification_id": f.notification_id, "position": f.position, "event": f.kind,
+            "aggregate": f.aggregate_id, "version": f.version, "actor": f.actor, "kid": f.kid,
+            "recorded_at": f.recorded_at.isoformat(), "effective_on": effective_day(f).isoformat(),
+        } for f in facts if f.recorded_at <= known and start < effective_day(f) <= end]
+        return {"subject": subject, "from": start.isoformat(), "to": end.isoformat(),
+                "known_at": known.isoformat(), "changes": diff_states(before, after),
+                "by_time": changed_by_time(before, after), "events": events,
+                "before": before, "after": after}
 
     def overdue_objections(self, as_of: date | None = None) -> list[dict[str, Any]]:
         """Objections accepted and still not ruled after their deadline, oldest first."""

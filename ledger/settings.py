@@ -18,6 +18,8 @@ class Settings:
     keys_dir: Path = Path(DEFAULT_KEYS_DIR)
     passphrase: str | None = None
     origin: str = DEFAULT_ORIGIN
+    projections_url: str | None = None  # None: the read models live in the ledger's database
+    projections: str = "embedded"  # embedded: caught up after each command; worker: by others
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -27,4 +29,6 @@ class Settings:
             keys_dir=Path(env.get("CREDIT_KEYS_DIR") or DEFAULT_KEYS_DIR),
             passphrase=env.get("CREDIT_KEY_PASSPHRASE") or None,
             origin=env.get("CREDIT_LOG_ORIGIN") or DEFAULT_ORIGIN,
+            projections_url=env.get("CREDIT_PROJECTIONS_URL") or None,
+            projections=env.get("CREDIT_PROJECTIONS") or "embedded",
         )

@@ -159,7 +159,7 @@ def test_a_repair_ends_display_and_sharing_from_its_approval_and_keeps_the_recor
 def listing_history() -> History:
     h = History()
     h.record("r1", "TAX-MAJOR-VIOLATION", "2024-03-01", "2024-03-02")
-    h.add("Listing.Listed", "l1", "2024-04-01", "credit-office", list_name="black", subject=ORG,
+    h.add("Listing.Listed", "l1", "2024-03-25", "credit-office", list_name="black", subject=ORG,
           number="MD-1", legal_basis="条例", basis_records=["r1"],
           notified_on=date(2024, 3, 20), start=date(2024, 4, 1), planned_end=date(2027, 4, 1),
           removal_conditions="履行", measures_version="2016.1")
@@ -168,6 +168,7 @@ def listing_history() -> History:
 
 def test_a_listing_is_active_from_its_start_until_its_planned_end() -> None:
     h = listing_history()
+    assert h.state("2024-03-24")["listings"] == []  # not yet decided
     assert h.state("2024-03-31")["listings"][0]["status"] == "pending"
     active = h.state("2024-04-01")["listings"][0]
     assert active["status"] == "active"

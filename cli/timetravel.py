@@ -1,0 +1,184 @@
+"""Time travel and read models: history, diff, project, rebuild."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+
+from cli.common import (
+    credit,
+    emit,
+    opened,
+    parse_day,
+    parse_time,
+    progress_bar,
+    runner,
+    subject_ref,
+)
+from domain.identifiers import mask_subject_key
+from domain.records import today_in_china
+from projections.schema import TABLES
+
+
+def _flags(record: dict[str, Any]) -> str:
+    flags = [record["status"]]
+    flags += [name for name in ("public", "shared") if record[name]]
+    if record["under_objection"]:
+        flags.append("under objection " + ",".join(record["objections"]))
+    if record["corrected"]:
+        flags.append(f"corrected x{record['corrections']}")
+    return " ".join(flags)
+
+
+def render_state(state: dict[str, Any]) -> str:
+    grade = state["grade"]
+    lines = [f"{mask_subject_key(state['subject'])} {state['name'] or ''} "
+             f"({(state['kind'] or 'unregistered').replace('_', ' ')})",
+             f"as of {state['as_of']}, as the ledger knew it at {state['known_at']}",
+             f"grade {grade['grade']} ({grade['points']} points, policy {grade['policy']})"
+             + (f"; {grade['override']}" if grade["override"] else "")]
+    lines += [f"  {line['points']:+d}  {line['reason']}" for line in grade["explanation"]]
+    lines.append(f"records ({len(state['records'])}):")
+    lines += [f"  {r['decision_date']}  {r['item_code']:<20} {r['decision_number']}  {_flags(r)}"
+              for r in state["records"]]
+    for name in ("listings", "objections", "repairs", "commitments"):
+        items = state[name]
+        if items:
+            lines.append(f"{name} ({len(items)}):")
+            lines += ["  " + "  ".join(str(v) for k, v in item.items()
+                                       if k in ("number", "list", "status", "start", "ends_on",
+                                                "deadline", "outcome", "overdue", "outcome",
+                                                "made_on", "applied_on") and v is not None)
+                      for item in items]
+    return "\n".join(lines)
+
+
+def _known(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None
+
+
+@credit.command()
+@click.argument("subject_text", metavar="SUBJECT")
+@click.option("--as-of", "as_of", help="The day (YYYY-MM-DD; default today).")
+@click.option("--known-at", "known_at",
+              help="As the ledger knew it then (date or date-time; default now).")
+@click.option("--json", "as_json", is_flag=True)
+def history(subject_text: str, as_of: str | None, known_at: str | None, as_json: bool) -> None:
+    """A subject's records, flags, grade and lists on a day, recomputed from its signed events
+    (read through the subject index) under the policies in force then."""
+    ref = subject_ref(subject_text)
+    with opened() as ledger:
+        from ledger.services import CreditServices
+        state = CreditServices(ledger).state(ref.key, parse_day("--as-of", as_of),
+                                             _known(known_at))
+    if as_json:
+        click.echo(json.dumps(state, ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_state(state))
+
+
+def _labels(*states: dict[str, Any]) -> dict[str, str]:
+    """Readable names for the ids in a diff: item and decision number, list and number …"""
+    labels: dict[str, str] = {}
+    for state in states:
+        for r in state["records"]:
+            labels[r["id"]] = f"{r['item_code']} {r['decision_number']}"
+        for section in ("listings", "objections", "repairs", "commitments"):
+            for item in state[section]:
+                labels[item["id"]] = item["number"]
+    return labels
+
+
+@credit.command()
+@click.argument("subject_text", metavar="SUBJECT")
+@click.option("--from", "start", required=True, help="YYYY-MM-DD")
+@click.option("--to", "end", help="YYYY-MM-DD (default today)")
+@click.option("--known-at", "known_at", help="As the ledger knew it then (default now).")
+@click.option("--json", "as_json", is_flag=True)
+def diff(subject_text: str, start: str, end: str | None, known_at: str | None,
+         as_json: bool) -> None:
+    """What changed about a subject between two days, and the signed events that changed it."""
+    ref = subject_ref(subject_text)
+    first = parse_day("--from", start)
+    last = parse_day("--to", end) or today_in_china()
+    assert first is not None
+    with opened() as ledger:
+        from ledger.services import CreditServices
+        result = CreditServices(ledger).diff(ref.key, first, last, _known(known_at))
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")},
+                              ensure_ascii=False, indent=2, default=str))
+        return
+    labels = _labels(result["before"], result["after"])
+    lines = [f"{mask_subject_key(ref.key)} from {result['from']} to {result['to']}:"]
+    lines += [f"  {c['what']} {labels.get(c['id'], c['id'] or '')}"
+              f"{' ' + c['field'] if c['field'] else ''}: {c['from']} -> {c['to']}"
+              for c in result["changes"]] or ["  no change"]
+    if result["by_time"]:
+        lines.append("changed by time alone (no event):")
+        lines += [f"  {c['on']} {c['what']} {labels.get(c['id'], c['id'])}: {c['change']}"
+                  for c in result["by_time"]]
+    lines.append(f"signed events in between ({len(result['events'])}):")
+    lines += [f"  #{e['notification_id']} {e['effective_on']} {e['event']} by {e['actor']} "
+              f"(key {e['kid']}, recorded {e['recorded_at'][:19]})" for e in result["events"]]
+    click.echo("\n".join(lines))
+
+
+@credit.command()
+@click.argument("names", nargs=-1, type=click.Choice(list(TABLES)))
+@click.option("--follow", is_flag=True, help="Keep running: poll (SQLite) or wake on NOTIFY.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--status", "show_status", is_flag=True, help="Show positions and lag only.")
+@click.option("--json", "as_json", is_flag=True)
+def project(names: tuple[str, ...], follow: bool, interval: float, show_status: bool,
+            as_json: bool) -> None:
+    """Bring the read models up to date (all of them, or NAMES)."""
+    with opened() as ledger:
+        run = runner(ledger)
+        if show_status:
+            rows = run.status()
+            emit(as_json, {"projections": rows}, "\n".join(
+                f"{r['name']:<12} generation {r['generation']}  position {r['position']}  "
+                f"as of {r['as_of']}  behind {r['behind']}" for r in rows))
+            return
+        if follow:
+            click.echo(f"following {', '.join(names or TABLES)} (Ctrl-C to stop)", err=True)
+            try:
+                run.follow(list(names) or None, interval)
+            except KeyboardInterrupt:
+                return
+        started = time.perf_counter()
+        with progress_bar("projecting", None) as progress:
+            positions = run.catch_up(list(names) or None, progress=progress)
+    emit(as_json, {"positions": positions},
+         f"read models up to date in {time.perf_counter() - started:.1f}s: "
+         + ", ".join(f"{k} at {v}" for k, v in positions.items()))
+
+
+@credit.command()
+@click.argument("names", nargs=-1, type=click.Choice(list(TABLES)))
+@click.option("--json", "as_json", is_flag=True)
+def rebuild(names: tuple[str, ...], as_json: bool) -> None:
+    """Rebuild read models from the signed events (all, or NAMES): into new tables, while the
+    old ones serve, switched at the end."""
+    results = {}
+    with opened() as ledger:
+        run = runner(ledger)
+        total = ledger.event_count()
+        for name in names or tuple(TABLES):
+            started = time.perf_counter()
+            with progress_bar(f"rebuilding {name}", total if name == "subjects" else None) as bar:
+                step = run.rebuild(name, progress=bar)
+            seconds = time.perf_counter() - started
+            results[name] = {"position": step.position, "seconds": round(seconds, 2),
+                             "events_per_s": round(total / seconds) if name == "subjects" and
+                             seconds else None}
+    emit(as_json, results, "\n".join(
+        f"rebuilt {name}: position {r['position']} in {r['seconds']}s"
+        + (f" ({r['events_per_s']} events/s)" if r["events_per_s"] else "")
+        for name, r in results.items()))
+

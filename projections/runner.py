@@ -1,0 +1,430 @@
+"""The projection runner: reads the log in batches and keeps the read models current.
+
+Every step is one transaction on the projection database: it locks the projection's row in
+``proj_positions``, applies one batch, and writes the new position with the rows, so each event is
+applied exactly once, also after a crash (a failed step leaves nothing behind). Steps first
+recompute subjects whose state changed by time alone (``changes_on`` passed), then apply the next
+batch of events. eventsourcing has no SQLite subscriptions, so the runner polls; on PostgreSQL
+``follow`` also wakes on the events table's NOTIFY.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import select as io_select
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from domain.records import today_in_china
+from domain.state import Fact
+from keys.signer import b64, fingerprint
+from ledger import tables as ledger_tables
+from ledger.application import EVENTS_TABLE, CreditLedger
+from ledger.facts import iter_subject_facts, read_facts_of
+from ledger.registry_replay import RegistryReplay
+from projections.schema import TABLES, positions, positions_metadata, tables_of
+from projections.subjects import RowBuffer, states
+
+BATCH = 5000
+DUE_BATCH = 1000
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Step:
+    position: int
+    applied: int  # events (or checkpoints) applied; 0 when caught up
+    refreshed: int = 0  # subjects recomputed because their day came
+
+
+class ProjectionRunner:
+    """Runs the ledger's projections: ``catch_up``, ``follow``, ``rebuild``."""
+
+    def __init__(self, ledger: CreditLedger, engine: Engine | None = None) -> None:
+        self.ledger = ledger
+        self.engine: Engine = engine if engine is not None else ledger.engine
+        self.shared = engine is None or engine.url == ledger.engine.url
+        self.events = ledger.recorder.events_table
+
+    # -- set-up and status --------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the positions table and, for a projection never run, generation 1."""
+        positions_metadata.create_all(self.engine, checkfirst=True)
+        for name in TABLES:
+            with self.engine.begin() as conn:
+                exists = conn.execute(select(positions.c.name).where(positions.c.name == name))
+                if exists.first() is None:
+                    self._create(conn, name, 1)
+                    self._point_views(conn, name, 1)
+                    conn.execute(insert(positions).values(
+                        name=name, generation=1, position=-1, as_of=None,
+                        updated_at=_now()))
+
+    def status(self) -> list[dict[str, Any]]:
+        self.setup()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(positions).order_by(positions.c.name)).mappings().all()
+        ends = {"checkpoints": self._last_checkpoint(), "subjects": self._log_end(),
+                "keys": self._log_end()}
+        return [{**row, "behind": max(ends[row["name"]] - row["position"], 0)} for row in rows]
+
+    # -- running ------------------------------------------------------------------------------
+
+    def catch_up(self, names: list[str] | None = None, today: date | None = None,
+                 progress: Progress | None = None) -> dict[str, int]:
+        """Apply everything written so far; return each projection's position."""
+        self.setup()
+        self.ledger.refresh()
+        day = today or today_in_china()
+        result = {}
+        for name in names or list(TABLES):
+            done = 0
+            while True:
+                step = self.step(name, day)
+                done += step.applied
+                if progress is not None and step.applied:
+                    progress(done)
+                if step.applied == 0 and step.refreshed == 0:
+                    break
+            result[name] = step.position
+        return result
+
+    def step(self, name: str, today: date) -> Step:
+        """One transaction: lock, apply one batch (or recompute due subjects), move the position."""
+        with self.engine.begin() as conn:
+            generation, position, as_of = self._lock(conn, name)
+            with self._reader(conn) as reader:
+                step = PROJECTORS[name](self, conn, reader, tables_of(name, generation), position,
+                                        as_of, today)
+            conn.execute(update(positions).where(positions.c.name == name).values(
+                position=step.position, as_of=today, updated_at=_now()))
+        return step
+
+    def follow(self, names: list[str] | None = None, interval: float = 1.0,
+               stop: Callable[[], bool] | None = None) -> None:
+        """Catch up for ever: poll every ``interval`` seconds, or wake on PostgreSQL's NOTIFY."""
+        with self._notifications() as wait:
+            while not (stop and stop()):
+                self.catch_up(names)
+                wait(interval)
+
+    def rebuild(self, name: str, today: date | None = None,
+                progress: Progress | None = None) -> Step:
+        """Build a new generation from scratch while the live one serves, then switch to it."""
+        self.setup()
+        self.ledger.refresh()
+        day = today or today_in_china()
+        with self.engine.begin() as conn:
+            generation, _, _ = self._lock(conn, name)
+            new = generation + 1
+            self._drop(conn, name, new)
+            self._create(conn, name, new)
+        fresh = tables_of(name, new)
+        start = self._last_checkpoint() if name == "checkpoints" else self._log_end()
+        FILLERS[name](self, fresh, start, day, progress)
+        with self.engine.begin() as conn:
+            self._lock(conn, name)
+            position = start
+            with self._reader(conn) as reader:
+                while True:  # what was written during the fill: applied before the switch
+                    step = PROJECTORS[name](self, conn, reader, fresh, position, day, day)
+                    position = step.position
+                    if step.applied == 0 and step.refreshed == 0:
+                        break
+            self._point_views(conn, name, new)
+            self._drop(conn, name, generation)
+            conn.execute(update(positions).where(positions.c.name == name).values(
+                generation=new, position=position, as_of=day, updated_at=_now()))
+        return Step(position, 0)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _lock(self, conn: Connection, name: str) -> tuple[int, int, date | None]:
+        if conn.dialect.name == "sqlite":
+            # a write first: SQLite takes its write lock before anything is read
+            conn.execute(update(positions).where(positions.c.name == name)
+                         .values(updated_at=_now()))
+            query = select(positions).where(positions.c.name == name)
+        else:
+            query = select(positions).where(positions.c.name == name).with_for_update()
+        row = conn.execute(query).mappings().one()
+        return int(row["generation"]), int(row["position"]), row["as_of"]
+
+    @contextmanager
+    def _reader(self, conn: Connection) -> Iterator[Connection]:
+        """Where the ledger is read from: the same transaction when the read models live in the
+        ledger's database, else a connection to the ledger."""
+        if self.shared:
+            yield conn
+        else:
+            with self.ledger.engine.connect() as reader:
+                yield reader
+
+    def _create(self, conn: Connection, name: str, generation: int) -> None:
+        for table in tables_of(name, generation).values():
+            table.create(conn, checkfirst=True)
+
+    def _drop(self, conn: Connection, name: str, generation: int) -> None:
+        for table in tables_of(name, generation).values():
+            table.drop(conn, checkfirst=True)
+
+    def _point_views(self, conn: Connection, name: str, generation: int) -> None:
+        for view, table in tables_of(name, generation).items():
+            conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
+            conn.execute(text(f"CREATE VIEW {view} AS SELECT * FROM {table.name}"))
+
+    def _log_end(self) -> int:
+        with self.ledger.engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_tables.log.c.position))).scalar()
+        return -1 if last is None else int(last)
+
+    def _last_checkpoint(self) -> int:
+        with self.ledger.engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_tables.checkpoints.c.seq))).scalar()
+        return -1 if last is None else int(last)
+
+    @contextmanager
+    def _notifications(self) -> Iterator[Callable[[float], None]]:
+        engine = self.ledger.engine
+        if engine.dialect.name != "postgresql":
+            yield time.sleep
+            return
+        with engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            raw.set_isolation_level(0)  # autocommit: LISTEN takes effect at once
+            cursor = raw.cursor()
+            cursor.execute(f"LISTEN {self.ledger.recorder.channel_name}")
+
+            def wait(timeout: float) -> None:
+                if io_select.select([raw], [], [], timeout)[0]:
+                    raw.poll()
+                    raw.notifies.clear()
+
+            yield wait
+
+    def policy_facts(self, until: int) -> list[Fact]:
+        return [f for f in self.ledger.policy_facts if f.position <= until]
+
+
+# -- the subjects projection -------------------------------------------------------------------
+
+
+def _subjects_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
+                   tables: dict[str, Any], position: int, as_of: date | None,
+                   today: date) -> Step:
+    subjects_table = tables["proj_subjects"]
+    due = conn.execute(select(subjects_table.c.subject)
+                       .where(subjects_table.c.changes_on <= today)
+                       .order_by(subjects_table.c.subject).limit(DUE_BATCH)).scalars().all()
+    if due:
+        _recompute(runner, conn, reader, tables, list(due), position, today)
+        return Step(position, 0, len(due))
+    log = ledger_tables.log
+    rows = reader.execute(select(log.c.position, log.c.subject, log.c.stream)
+                          .where(log.c.position > position).order_by(log.c.position)
+                          .limit(BATCH)).all()
+    if not rows:
+        return Step(position, 0)
+    until = rows[-1][0]
+    subjects = sorted({subject for _, subject, _ in rows if subject})
+    if subjects:
+        _recompute(runner, conn, reader, tables, subjects, until, today)
+    if any(stream == "PolicyVersion" for _, _, stream in rows):
+        # a new policy version may change every subject: all of them are due today
+        conn.execute(update(subjects_table).values(changes_on=today))
+    return Step(until, len(rows))
+
+
+def _recompute(runner: ProjectionRunner, conn: Connection, reader: Connection,
+               tables: dict[str, Any], subjects: list[str], until: int, today: date) -> None:
+    buffer = RowBuffer(tables)
+    facts = read_facts_of(reader, runner.events, subjects, until)
+    for state in states(facts, runner.policy_facts(until), today):
+        buffer.add(state)
+    buffer.write(conn, replace=True)
+
+
+PARALLEL_FROM = 40_000  # events; below this, starting worker processes costs more than it saves
+
+
+def _subjects_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
+                   progress: Progress | None) -> None:
+    """Every subject, streamed through the subject index and written in chunks; on a large store,
+    by worker processes each taking one range of subject keys."""
+    policy = runner.policy_facts(until)
+    log = ledger_tables.log
+    with runner.ledger.engine.connect() as reader:
+        events = int(reader.execute(select(func.count()).select_from(log).where(
+            log.c.subject.is_not(None), log.c.position <= until)).scalar() or 0)
+        workers = os.cpu_count() or 1
+        if events < PARALLEL_FROM or workers < 2:
+            fill_subjects(reader, runner.engine, tables, until, today, policy, progress=progress)
+            return
+        bounds: list[str | None] = [None]
+        for k in range(1, workers):
+            bounds.append(reader.execute(
+                select(log.c.subject).where(log.c.subject.is_not(None))
+                .order_by(log.c.subject).limit(1).offset(events * k // workers)).scalar())
+        bounds.append(None)
+    ledger_url = runner.ledger.engine.url.render_as_string(hide_password=False)
+    target_url = runner.engine.url.render_as_string(hide_password=False)
+    generation = int(next(iter(tables.values())).name.rsplit("_g", 1)[1])
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fill_range, ledger_url, target_url, generation, until, today,
+                               policy, bounds[i], bounds[i + 1]) for i in range(workers)]
+        for future in as_completed(futures):
+            done += future.result()
+            if progress is not None:
+                progress(done)
+
+
+def fill_subjects(reader: Connection, target: Engine, tables: dict[str, Any], until: int,
+                  today: date, policy: list[Fact], start: str | None = None,
+                  stop: str | None = None, progress: Progress | None = None) -> int:
+    """Compute and write the subjects in [start, stop); returns the events read."""
+    events_table = ledger_tables.events_table(EVENTS_TABLE)
+    buffer = RowBuffer(tables)
+    seen = 0
+    for subject, facts in iter_subject_facts(reader, events_table, until, start=start,
+                                             stop=stop):
+        for state in states({subject: facts}, policy, today):
+            buffer.add(state)
+        seen += len(facts)
+        if len(buffer) >= 2000:
+            with target.begin() as conn:
+                buffer.write(conn, replace=False)
+            if progress is not None:
+                progress(seen)
+    with target.begin() as conn:
+        buffer.write(conn, replace=False)
+    if progress is not None:
+        progress(seen)
+    return seen
+
+
+def fill_range(ledger_url: str, target_url: str, generation: int, until: int, today: date,
+               policy: list[Fact], start: str | None, stop: str | None) -> int:
+    """A worker process's share of a rebuild: one range of subject keys."""
+    source = create_engine(ledger_url)
+    target = source if target_url == ledger_url else create_engine(target_url)
+    try:
+        with source.connect() as reader:
+            return fill_subjects(reader, target, tables_of("subjects", generation), until,
+                                 today, policy, start, stop)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+# -- the key registry projection -------------------------------------------------------------
+
+
+def _keys_rows(runner: ProjectionRunner, reader: Connection, until: int,
+               today: date) -> list[dict[str, Any]]:
+    log, events = ledger_tables.log, runner.events
+    replay = RegistryReplay()
+    for nid, oid, version, topic, state in reader.execute(
+            select(events.c.id, events.c.originator_id, events.c.originator_version,
+                   events.c.topic, events.c.state)
+            .join(log, log.c.notification_id == events.c.id)
+            .where(log.c.stream == "Authority", log.c.position <= until)
+            .order_by(log.c.position)):
+        replay.feed(nid, oid, version, topic, bytes(state))
+    end_of_day = datetime(today.year, today.month, today.day, 23, 59, tzinfo=UTC)
+    rows = []
+    for key in replay.registry.keys.values():
+        authority = replay.registry.authorities[key.authority]
+        rows.append({
+            "kid": key.kid, "authority": key.authority, "authority_kind": authority.kind,
+            "authority_name_zh": authority.name_zh, "fingerprint": fingerprint(key.public_key),
+            "public_key": b64(key.public_key), "valid_from": _naive(key.valid_from),
+            "expires_at": _naive(key.expires_at), "retired_at": _naive(key.retired_at),
+            "revoked_at": _naive(key.revoked_at), "status": key.status_at(end_of_day),
+        })
+    return rows
+
+
+def _keys_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
+               tables: dict[str, Any], position: int, as_of: date | None, today: date) -> Step:
+    log = ledger_tables.log
+    last = reader.execute(select(func.max(log.c.position))).scalar()
+    end = -1 if last is None else int(last)
+    changed = reader.execute(select(func.count()).select_from(log).where(
+        log.c.stream == "Authority", log.c.position > position, log.c.position <= end)).scalar()
+    if end <= position and as_of == today:
+        return Step(position, 0)
+    if changed or as_of != today:
+        table = tables["proj_keys"]
+        conn.execute(delete(table))
+        rows = _keys_rows(runner, reader, end, today)
+        if rows:
+            conn.execute(insert(table), rows)
+    return Step(end, max(end - position, 0))
+
+
+def _keys_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
+               progress: Progress | None) -> None:
+    with runner.ledger.engine.connect() as reader:
+        rows = _keys_rows(runner, reader, until, today)
+    with runner.engine.begin() as conn:
+        if rows:
+            conn.execute(insert(tables["proj_keys"]), rows)
+
+
+# -- the checkpoints projection --------------------------------------------------------------
+
+
+def _checkpoints_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
+                      tables: dict[str, Any], position: int, as_of: date | None,
+                      today: date) -> Step:
+    source = ledger_tables.checkpoints
+    rows = reader.execute(select(source.c.seq, source.c.tree_size, source.c.root_hash,
+                                 source.c.issued_at, source.c.kid)
+                          .where(source.c.seq > position).order_by(source.c.seq)
+                          .limit(BATCH)).all()
+    if not rows:
+        return Step(position, 0)
+    conn.execute(insert(tables["proj_checkpoints"]), [
+        {"seq": seq, "tree_size": size, "root_hash": bytes(root).hex(), "issued_at": issued,
+         "kid": kid} for seq, size, root, issued, kid in rows])
+    return Step(int(rows[-1][0]), len(rows))
+
+
+def _checkpoints_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
+                      progress: Progress | None) -> None:
+    position = -1
+    with runner.ledger.engine.connect() as reader:
+        while position < until:
+            with runner.engine.begin() as conn:
+                step = _checkpoints_step(runner, conn, reader, tables, position, today, today)
+            if step.applied == 0:
+                break
+            position = step.position
+            if progress is not None:
+                progress(position)
+
+
+PROJECTORS: dict[str, Callable[..., Step]] = {
+    "subjects": _subjects_step, "keys": _keys_step, "checkpoints": _checkpoints_step}
+FILLERS: dict[str, Callable[..., None]] = {
+    "subjects": _subjects_fill, "keys": _keys_fill, "checkpoints": _checkpoints_fill}
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,114 @@
+"""The subjects projection: each subject's current state, as the reducer computes it, in rows.
+
+The read model is a cache of ``domain.state.subject_state`` for the projection's day: the subject
+row (name, grade and its explanation, list flags, counts, and the day its state next changes by
+time alone), its records with their flags, listings, objections and repairs. A subject is
+recomputed whenever one of its events arrives, and again on its ``changes_on`` day.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.engine import Connection
+
+from domain.state import Fact, subject_state
+
+EVERYTHING = datetime(9999, 12, 31, tzinfo=UTC)  # facts are limited by log position instead
+
+
+def _day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+def rows_of(state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The read-model rows of one subject's state."""
+    subject = state["subject"]
+    grade = state["grade"]
+    records = [{
+        "id": r["id"], "subject": subject, "department": r["department"],
+        "item_code": r["item_code"], "item_name_zh": r["item_name_zh"],
+        "item_name_en": r["item_name_en"], "category": r["category"],
+        "polarity": r["polarity"], "severity": r["severity"],
+        "catalogue_version": r["catalogue_version"], "decision_number": r["decision_number"],
+        "decision_date": _day(r["decision_date"]), "summary": r["summary"],
+        "details": json.dumps(r["details"], ensure_ascii=False, sort_keys=True),
+        "status": r["status"], "public": r["public"], "shared": r["shared"],
+        "under_objection": r["under_objection"], "corrected": r["corrected"],
+        "repaired": r["repaired"], "disclosure_ended": r["disclosure_ended"],
+        "revoked": r["revoked"], "disclosure_until": _day(r["disclosure_until"]),
+    } for r in state["records"]]
+    listings = [{
+        "id": x["id"], "subject": subject, "number": x["number"], "list": x["list"],
+        "authority": x["authority"], "legal_basis": x["legal_basis"], "status": x["status"],
+        "start": _day(x["start"]), "planned_end": _day(x["planned_end"]),
+        "ends_on": _day(x["ends_on"]), "removed_on": _day(x["removed_on"]),
+        "measures": json.dumps(x["measures"], ensure_ascii=False),
+    } for x in state["listings"]]
+    objections = [{
+        "id": o["id"], "subject": subject, "number": o["number"], "target": o["target"],
+        "target_id": o["target_id"], "status": o["status"], "raised_on": _day(o["raised_on"]),
+        "accepted_on": _day(o["accepted_on"]), "deadline": _day(o["deadline"]),
+        "deadline_provisional": o["deadline_provisional"], "extended": o["extended"],
+        "overdue": o["overdue"], "outcome": o["outcome"], "ruled_on": _day(o["ruled_on"]),
+        "late": o["late"], "review": o["review"],
+    } for o in state["objections"]]
+    repairs = [{
+        "id": x["id"], "subject": subject, "number": x["number"], "record_id": x["record_id"],
+        "status": x["status"], "applied_on": _day(x["applied_on"]),
+        "decided_on": _day(x["decided_on"]),
+    } for x in state["repairs"]]
+    active = {x["list"] for x in state["listings"] if x["status"] == "active"}
+    subject_row = {
+        "subject": subject, "scheme": subject.split(":", 1)[0], "kind": state["kind"],
+        "name": state["name"], "grade": grade["grade"], "points": grade["points"],
+        "grade_policy": grade["policy"],
+        "grade_explanation": json.dumps({"explanation": grade["explanation"],
+                                         "override": grade["override"]}, ensure_ascii=False),
+        "black_listed": "black" in active, "red_listed": "red" in active,
+        "records": len(records), "public_records": sum(1 for r in records if r["public"]),
+        "open_objections": sum(1 for o in objections if o["status"] == "accepted"),
+        "changes_on": _day(state["changes_on"]),
+    }
+    return {"proj_subjects": [subject_row], "proj_records": records,
+            "proj_listings": listings, "proj_objections": objections, "proj_repairs": repairs}
+
+
+def states(subjects: dict[str, list[Fact]], policy_facts: Sequence[Fact], as_of: date
+           ) -> Iterable[dict[str, Any]]:
+    for subject, facts in subjects.items():
+        yield subject_state(subject, facts, policy_facts, as_of, EVERYTHING)
+
+
+class RowBuffer:
+    """Rows gathered for many subjects, written with one multi-row insert per table."""
+
+    def __init__(self, tables: dict[str, Table]) -> None:
+        self.tables = tables
+        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+        self.subjects: list[str] = []
+
+    def add(self, state: dict[str, Any]) -> None:
+        self.subjects.append(state["subject"])
+        for name, rows in rows_of(state).items():
+            self.rows[name].extend(rows)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def write(self, connection: Connection, *, replace: bool) -> None:
+        """Insert the rows (first deleting what the subjects had, when ``replace``)."""
+        if replace and self.subjects:
+            for start in range(0, len(self.subjects), 500):
+                chunk = self.subjects[start:start + 500]
+                for table in self.tables.values():
+                    connection.execute(delete(table).where(table.c.subject.in_(chunk)))
+        for name, rows in self.rows.items():
+            if rows:
+                connection.execute(insert(self.tables[name]), rows)
+        self.rows = {name: [] for name in self.tables}
+        self.subjects = []

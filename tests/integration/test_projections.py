@@ -1,0 +1,188 @@
+"""Read models on SQLite and PostgreSQL: incremental equals rebuilt, row by row; a crash in a batch
+leaves nothing half-applied; time moves flags; a separate database works; follow wakes up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from domain import clock
+from ledger import demo
+from ledger.application import CreditLedger
+from ledger.services import CreditServices
+from projections import runner as runner_module
+from projections.runner import ProjectionRunner
+from projections.schema import TABLES, positions, tables_of
+from tests.conftest import at, initialised, submission
+
+VIEWS = [view for name in TABLES for view in tables_of(name, 1)]
+TODAY = date(2026, 11, 27)
+
+
+def snapshot(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        return {view: sorted(tuple(row) for row in conn.execute(text(f"SELECT * FROM {view}")))
+                for view in VIEWS}
+
+
+def build_city(ledger: CreditLedger, every: int | None = None,
+               runner: ProjectionRunner | None = None) -> None:
+    """A small demo city; with ``every``, the read models catch up along the way."""
+    calls = {"n": 0}
+
+    def progress(done: int) -> None:
+        calls["n"] += 1
+        if runner is not None and every and calls["n"] % every == 0:
+            runner.catch_up(today=TODAY)
+
+    demo.build(ledger, 25, 7, progress)
+
+
+def test_incrementally_built_read_models_equal_rebuilt_ones_row_by_row(
+        ledger: CreditLedger) -> None:
+    runner = ProjectionRunner(ledger)
+    build_city(ledger, every=40, runner=runner)
+    runner.catch_up(today=TODAY)
+    incremental = snapshot(ledger.engine)
+    assert len(incremental["proj_subjects"]) == 25
+    assert incremental["proj_records"] and incremental["proj_objections"]
+    assert incremental["proj_listings"] and incremental["proj_keys"]
+    for name in TABLES:
+        runner.rebuild(name, today=TODAY)
+    assert snapshot(ledger.engine) == incremental
+    with ledger.engine.connect() as conn:
+        generations = {r.name: r.generation for r in conn.execute(select(positions))}
+    assert generations == {"subjects": 2, "keys": 2, "checkpoints": 2}
+
+
+def test_a_crash_in_the_middle_of_a_batch_leaves_no_half_applied_batch(
+        ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    with ledger.engine.connect() as conn:
+        before_rows = conn.execute(text("SELECT count(*) FROM credit_events")).scalar()
+    runner.setup()
+    empty = snapshot(ledger.engine)
+    original = runner_module.RowBuffer.write
+
+    def write_then_crash(self: Any, connection: Any, *, replace: bool) -> None:
+        original(self, connection, replace=replace)  # rows are in the transaction …
+        raise RuntimeError("killed in the middle of the batch")  # … and then the process dies
+
+    monkeypatch.setattr(runner_module.RowBuffer, "write", write_then_crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        runner.catch_up(["subjects"], today=TODAY)
+    monkeypatch.undo()
+    assert snapshot(ledger.engine) == empty
+    with ledger.engine.connect() as conn:
+        position = conn.execute(select(positions.c.position)
+                                .where(positions.c.name == "subjects")).scalar()
+    assert position == -1
+    runner.catch_up(today=TODAY)
+    caught_up = snapshot(ledger.engine)
+    runner.rebuild("subjects", today=TODAY)
+    assert snapshot(ledger.engine) == caught_up
+    assert before_rows
+
+
+def test_a_write_is_readable_from_the_read_models_at_once(ledger: CreditLedger,
+                                                        services: CreditServices) -> None:
+    runner = ProjectionRunner(ledger)
+    initialised(services)
+    with clock.frozen_at(at("2026-06-01T02:00:00")):
+        rid = services.submit_record(submission("tax", 7, decided=date(2026, 5, 20)))
+    runner.catch_up(today=TODAY)
+    with ledger.engine.connect() as conn:
+        row = conn.execute(text("SELECT public, status FROM proj_records WHERE id = :i"),
+                           {"i": str(rid)}).one()
+        subject = conn.execute(text("SELECT grade, points, name FROM proj_subjects")).one()
+    assert tuple(row) == (True, "in_force")
+    assert tuple(subject) == ("B", 88, "测试主体")  # 2023 grading: ordinary -12
+
+
+def test_flags_move_with_time_without_an_event(ledger: CreditLedger,
+                                               services: CreditServices) -> None:
+    runner = ProjectionRunner(ledger)
+    initialised(services)
+    with clock.frozen_at(at("2026-06-01T02:00:00")):
+        rid = services.submit_record(submission("tax", 7, decided=date(2026, 5, 20)))
+    runner.catch_up(today=date(2027, 5, 19))
+    with ledger.engine.connect() as conn:
+        assert conn.execute(text("SELECT public FROM proj_records WHERE id = :i"),
+                            {"i": str(rid)}).scalar()
+        changes_on = conn.execute(text("SELECT changes_on FROM proj_subjects")).scalar()
+        assert str(changes_on) == "2027-05-20"
+    runner.catch_up(today=date(2027, 5, 20))  # its 12 months are over
+    with ledger.engine.connect() as conn:
+        assert not conn.execute(text("SELECT public FROM proj_records WHERE id = :i"),
+                                {"i": str(rid)}).scalar()
+        assert conn.execute(text("SELECT points FROM proj_subjects")).scalar() == 100
+    moved = snapshot(ledger.engine)
+    runner.rebuild("subjects", today=date(2027, 5, 20))
+    assert snapshot(ledger.engine)["proj_records"] == moved["proj_records"]
+
+
+def test_read_models_in_a_separate_database(ledger: CreditLedger, services: CreditServices,
+                                            tmp_path: Path) -> None:
+    initialised(services)
+    with clock.frozen_at(at("2026-06-01T02:00:00")):
+        services.submit_record(submission("tax", 7, decided=date(2026, 5, 20)))
+    engine = create_engine(f"sqlite:///{tmp_path / 'read.db'}")
+    try:
+        ProjectionRunner(ledger, engine).catch_up(today=TODAY)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM proj_records")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM proj_keys")).scalar() == 5
+    finally:
+        engine.dispose()
+
+
+def test_follow_applies_new_events_as_they_arrive(ledger: CreditLedger,
+                                                  services: CreditServices) -> None:
+    initialised(services)
+    runner = ProjectionRunner(ledger)
+    runner.catch_up(today=TODAY)
+    stop = threading.Event()
+    follower = CreditLedger(ledger.settings)
+    thread = threading.Thread(target=ProjectionRunner(follower).follow,
+                              kwargs={"interval": 0.2, "stop": stop.is_set}, daemon=True)
+    thread.start()
+    try:
+        with clock.frozen_at(at("2026-06-01T02:00:00")):
+            services.submit_record(submission("tax", 8, decided=date(2026, 5, 21)))
+        deadline = time.monotonic() + 20
+        found = 0
+        while time.monotonic() < deadline and not found:
+            time.sleep(0.2)
+            with ledger.engine.connect() as conn:
+                found = int(conn.execute(text("SELECT count(*) FROM proj_records")).scalar() or 0)
+        assert found == 1
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        follower.close()
+
+
+def test_status_reports_positions_and_lag(ledger: CreditLedger, services: CreditServices) -> None:
+    initialised(services)
+    runner = ProjectionRunner(ledger)
+    assert {r["name"]: r["behind"] for r in runner.status()}["subjects"] == ledger.event_count()
+    runner.catch_up(today=TODAY)
+    assert all(r["behind"] == 0 for r in runner.status())
+
+
+def test_a_rebuild_by_worker_processes_equals_one_by_a_single_process(
+        ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    runner.rebuild("subjects", today=TODAY)
+    single = snapshot(ledger.engine)
+    monkeypatch.setattr(runner_module, "PARALLEL_FROM", 0)
+    runner.rebuild("subjects", today=TODAY)
+    assert snapshot(ledger.engine) == single
