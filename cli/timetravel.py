@@ -19,7 +19,7 @@ from cli.common import (
     runner,
     subject_ref,
 )
-from domain.identifiers import mask_subject_key
+from domain.identifiers import mask_person_name, mask_subject_key
 from domain.records import today_in_china
 from projections.schema import TABLES
 
@@ -36,7 +36,10 @@ def _flags(record: dict[str, Any]) -> str:
 
 def render_state(state: dict[str, Any]) -> str:
     grade = state["grade"]
-    lines = [f"{mask_subject_key(state['subject'])} {state['name'] or ''} "
+    name = state["name"] or ""
+    if state["kind"] == "natural_person":
+        name = mask_person_name(name)
+    lines = [f"{mask_subject_key(state['subject'])} {name} "
              f"({(state['kind'] or 'unregistered').replace('_', ' ')})",
              f"as of {state['as_of']}, as the ledger knew it at {state['known_at']}",
              f"grade {grade['grade']} ({grade['points']} points, policy {grade['policy']})"
@@ -182,3 +185,20 @@ def rebuild(names: tuple[str, ...], as_json: bool) -> None:
         + (f" ({r['events_per_s']} events/s)" if r["events_per_s"] else "")
         for name, r in results.items()))
 
+
+
+@credit.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def lookup(query: str, limit: int, as_json: bool) -> None:
+    """Find subjects by name or identifier in the read models (people's numbers masked)."""
+    from projections.queries import search_subjects
+    with opened() as ledger:
+        run = runner(ledger)
+        run.setup()
+        rows = search_subjects(run.engine, query, limit)
+    emit(as_json, {"subjects": rows}, "\n".join(
+        f"{r['subject']:<26} {r['name'] or '':<24} grade {r['grade']} ({r['points']})"
+        + (" black list" if r["black_listed"] else "") + (" red list" if r["red_listed"] else "")
+        + f"  {r['records']} records" for r in rows) or "no subject found")

@@ -94,6 +94,11 @@ def mask_resident_id(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
+def mask_person_name(name: str) -> str:
+    """A person's name for logs and public pages: the surname only (张**)."""
+    return name[:1] + "*" * (len(name) - 1) if name else name
+
+
 def mask_subject_key(key: str) -> str:
     """A subject key fit for logs and public pages: people's numbers masked."""
     scheme, _, code = key.partition(":")
