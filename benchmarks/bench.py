@@ -46,6 +46,9 @@ CORES = os.cpu_count() or 1
 
 HISTORY_SUBJECTS = {20: SubjectRef("uscc", "91350100M000100Y43"),
                     1000: SubjectRef("uscc", "91110000600037341L")}
+# the subject whose extract the bench issues and verifies: 49 records + its registration = 50 events
+EXTRACT_SUBJECT = SubjectRef("uscc", make_uscc(random.Random(50), "330112"))
+EXTRACT_RECORDS = 49
 
 TARGETS = {
     "ingest_events_per_s": {"sqlite": 10_000, "postgresql": 6_000},
@@ -55,8 +58,10 @@ TARGETS = {
     "rebuild_peak_rss_mb": {"sqlite": 300, "postgresql": 300},
     "history_p50_ms_20_events": {"sqlite": 5, "postgresql": 5},
     "history_p50_ms_1000_events": {"sqlite": 50, "postgresql": 50},
+    "extract_build_ms_p50": {"sqlite": 50, "postgresql": 50},
+    "extract_verify_ms_p50": {"sqlite": 25, "postgresql": 25},
 }
-LOWER_IS_BETTER = ("_mb", "_ms_20_events", "_ms_1000_events")
+LOWER_IS_BETTER = ("_mb", "_ms_20_events", "_ms_1000_events", "_ms_p50")
 
 
 # -- this machine's limits --------------------------------------------------------------------
@@ -147,6 +152,7 @@ def submissions(n: int, seed: int = 1) -> Iterator[RecordSubmission]:
     start = date(2016, 1, 4)
     # two subjects whose history the bench times: 20 and 1,000 records
     special = [(HISTORY_SUBJECTS[size], size) for size in (20, 1000)]
+    special.append((EXTRACT_SUBJECT, EXTRACT_RECORDS))
     fixed = [subject for subject, size in special for _ in range(size)]
     for i in range(n):
         department, item_code, title = items[i % len(items)]
@@ -217,6 +223,13 @@ def history_p50_ms(url: str, keys_dir: Path) -> dict[int, float]:
     return {int(k): float(v) for k, v in json.loads(out.stdout).items()}
 
 
+def extract_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
+    """Issue and verify the 50-event subject's extract, in a fresh process."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.extract_probe", url, str(keys_dir),
+                          PASSPHRASE], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -242,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             raw_read = raw_read_rows_per_s(url)
             rebuilt = rebuild_in_child(url, folder / "keys")
             history = history_p50_ms(url, folder / "keys")
+            extracts = extract_in_child(url, folder / "keys")
         if not verified["ok"]:
             raise SystemExit(f"verify failed on the benchmark store: {verified['first']}")
     finally:
@@ -262,6 +276,10 @@ def main(argv: list[str] | None = None) -> None:
         "rebuild_peak_rss_mb": round(rebuilt["peak_rss_mb"], 1),
         "history_p50_ms_20_events": round(history[20], 2),
         "history_p50_ms_1000_events": round(history[1000], 2),
+        "extract_build_ms_p50": round(extracts["build_ms_p50"], 2),
+        "extract_verify_ms_p50": round(extracts["verify_ms_p50"], 2),
+        "extract_bytes": extracts["bytes"],
+        "extract_signature_share": round(extracts["signature_share"], 3),
         "cores": CORES,
     }
     rows = [
@@ -283,6 +301,15 @@ def main(argv: list[str] | None = None) -> None:
          history[20] / 5),
         ("history, 1000 events, ms p50", figures["history_p50_ms_1000_events"], "target 50 ms",
          history[1000] / 50),
+        ("extract build, ms p50", figures["extract_build_ms_p50"], "target 50 ms",
+         extracts["build_ms_p50"] / 50),
+        ("extract verify, ms p50", figures["extract_verify_ms_p50"], "target 25 ms",
+         extracts["verify_ms_p50"] / 25),
+        ("", "", f"{extracts['signature_share']:.0%} of it in signature checks "
+         f"({sum(extracts['events'].values())} events)", extracts["signature_share"]),
+        ("extract size, bytes", figures["extract_bytes"],
+         f"{extracts['events']['subject']} subject + {extracts['events']['registry']} key + "
+         f"{extracts['events']['policies']} policy events", 1.0),
     ]
     print(f"{'figure':<26}{'value':>10}  {'limit measured in this run':<46}{'ratio':>7}")
     for name, value, limit, ratio in rows:

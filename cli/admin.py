@@ -25,7 +25,7 @@ from cli.common import (
 )
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
-from keys.signer import fingerprint, public_key_from_pem
+from keys.signer import fingerprint, public_key_from_pem, public_key_to_pem
 from ledger import demo as demo_city
 from ledger import tables
 from ledger.application import EVENTS_TABLE
@@ -219,6 +219,16 @@ def keys_revoke(kid: str, reason: str, at: str | None) -> None:
     with opened() as ledger:
         ledger.revoke_key(kid, reason=reason, revoked_at=parse_time(at) if at else None)
     click.echo(f"revoked {kid}")
+
+
+@keys.command("export")
+@click.argument("authority")
+def keys_export(authority: str) -> None:
+    """Print AUTHORITY's current public key as PEM (``platform`` for the platform's), to hand to
+    courts and others who verify extracts and checkpoints."""
+    with opened(replace(settings(), passphrase=None)) as ledger:
+        key = ledger.registry.key_for_signing(authority, clock.now())
+    click.echo(public_key_to_pem(key.public_key).decode("ascii"), nl=False)
 
 
 # -- policies -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from domain.base import LedgerAggregate, effective_at
 from domain.policies import PolicyBook, parse_policy
 from domain.policy_versions import PolicyVersion
 from domain.state import Fact
-from keys.registry import KeyRegistry, UnknownAuthority
+from keys.registry import KeyRegistry, RegisteredKey, UnknownAuthority
 from keys.signer import Signer, b64
 from keys.store import KeyStore
 from ledger import tables
@@ -190,14 +190,18 @@ class CreditLedger(Application[UUID]):
                 self.refresh()
             return recordings
 
-    def _sign_checkpoint(self, tree_size: int, root_hash: bytes) -> Checkpoint:
+    def platform_signer(self, at: datetime) -> tuple[RegisteredKey, Signer]:
+        """The platform key that signs at ``at`` (checkpoints, extracts), and its signer."""
         registry = self._signing.registry if self._signing is not None else self.registry
         if registry.is_empty:
             raise NotInitialised()
-        at = clock.now()
         key = registry.key_for_signing(PLATFORM, at)
-        signer = SigningSession(registry, {}, self.keystore).signer(key)
-        return make_checkpoint(self.settings.origin, tree_size, root_hash, at, key.kid,
+        return key, SigningSession(registry, {}, self.keystore).signer(key)
+
+    def _sign_checkpoint(self, tree_size: int, root_hash: bytes, chain_root: bytes) -> Checkpoint:
+        at = clock.now()
+        key, signer = self.platform_signer(at)
+        return make_checkpoint(self.settings.origin, tree_size, root_hash, at, chain_root, key.kid,
                                key.public_key, signer.sign)
 
     def checkpoint(self) -> Checkpoint:

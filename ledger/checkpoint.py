@@ -6,6 +6,7 @@ A checkpoint note::
     <tree size>
     <base64 root hash>
     time <issued at, UTC>
+    chains <base64 root of the chain map (ledger.chains)>
     <blank line>
     — <key name> <base64(4-byte key id || 64-byte Ed25519 signature)>
 
@@ -29,6 +30,7 @@ from ledger.envelope import format_instant, parse_instant
 
 SIGNATURE_DASH = "\u2014"
 TIME_PREFIX = "time "
+CHAINS_PREFIX = "chains "
 ED25519_SIGNATURE_TYPE = b"\x01"
 
 
@@ -42,6 +44,7 @@ class Checkpoint:
     tree_size: int
     root_hash: bytes
     issued_at: datetime
+    chain_root: bytes
     key_name: str
     key_id: bytes
     signature: bytes
@@ -60,12 +63,15 @@ def key_id(key_name: str, public_key: bytes) -> bytes:
     ).digest()[:4]
 
 
-def note_body(origin: str, tree_size: int, root_hash: bytes, issued_at: datetime) -> str:
+def note_body(origin: str, tree_size: int, root_hash: bytes, issued_at: datetime,
+              chain_root: bytes) -> str:
     """The signed text of a checkpoint."""
     if "\n" in origin or not origin:
         raise ValueError("the origin is one non-empty line")
     root = base64.b64encode(root_hash).decode("ascii")
-    return f"{origin}\n{tree_size}\n{root}\n{TIME_PREFIX}{format_instant(issued_at)}\n"
+    chains = base64.b64encode(chain_root).decode("ascii")
+    return (f"{origin}\n{tree_size}\n{root}\n{TIME_PREFIX}{format_instant(issued_at)}\n"
+            f"{CHAINS_PREFIX}{chains}\n")
 
 
 def signature_line(key_name: str, kid_bytes: bytes, signature: bytes) -> str:
@@ -74,13 +80,13 @@ def signature_line(key_name: str, kid_bytes: bytes, signature: bytes) -> str:
 
 
 def make_checkpoint(
-    origin: str, tree_size: int, root_hash: bytes, issued_at: datetime, key_name: str,
-    public_key: bytes, sign: Callable[[bytes], bytes],
+    origin: str, tree_size: int, root_hash: bytes, issued_at: datetime, chain_root: bytes,
+    key_name: str, public_key: bytes, sign: Callable[[bytes], bytes],
 ) -> Checkpoint:
     """Build and sign a checkpoint with the platform key ``key_name``."""
-    body = note_body(origin, tree_size, root_hash, issued_at)
+    body = note_body(origin, tree_size, root_hash, issued_at, chain_root)
     signature = sign(body.encode("utf-8"))
-    return Checkpoint(origin, tree_size, root_hash, issued_at, key_name,
+    return Checkpoint(origin, tree_size, root_hash, issued_at, chain_root, key_name,
                       key_id(key_name, public_key), signature, body)
 
 
@@ -91,9 +97,9 @@ def parse_checkpoint(note: str) -> Checkpoint:
         raise MalformedCheckpoint("no blank line between the checkpoint and its signature")
     body += "\n"
     lines = body.split("\n")[:-1]
-    if len(lines) < 4:
-        raise MalformedCheckpoint("a checkpoint has origin, size, root and time lines")
-    origin, size_text, root_text, time_line = lines[0], lines[1], lines[2], lines[3]
+    if len(lines) != 5:
+        raise MalformedCheckpoint("a checkpoint has origin, size, root, time and chains lines")
+    origin, size_text, root_text, time_line, chains_line = lines
     if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
         raise MalformedCheckpoint(f"tree size {size_text!r} is not a decimal number")
     try:
@@ -108,6 +114,14 @@ def parse_checkpoint(note: str) -> Checkpoint:
         issued_at = parse_instant(time_line[len(TIME_PREFIX):])
     except ValueError:
         raise MalformedCheckpoint(f"{time_line!r} is not a time") from None
+    if not chains_line.startswith(CHAINS_PREFIX):
+        raise MalformedCheckpoint("the fifth line must be 'chains <base64 chain map root>'")
+    try:
+        chain_root = base64.b64decode(chains_line[len(CHAINS_PREFIX):], validate=True)
+    except binascii.Error:
+        raise MalformedCheckpoint("the chain map root is not base64") from None
+    if len(chain_root) != 32:
+        raise MalformedCheckpoint(f"the chain map root has {len(chain_root)} bytes, not 32")
     sig_lines = [line for line in signatures.split("\n") if line]
     if len(sig_lines) != 1:
         raise MalformedCheckpoint(f"expected one signature line, found {len(sig_lines)}")
@@ -120,5 +134,5 @@ def parse_checkpoint(note: str) -> Checkpoint:
         raise MalformedCheckpoint("the signature is not base64") from None
     if len(blob) != 4 + 64:
         raise MalformedCheckpoint(f"the signature has {len(blob)} bytes, not 4 + 64")
-    return Checkpoint(origin, int(size_text), root_hash, issued_at, parts[1], blob[:4], blob[4:],
-                      body)
+    return Checkpoint(origin, int(size_text), root_hash, issued_at, chain_root, parts[1], blob[:4],
+                      blob[4:], body)

@@ -9,22 +9,16 @@ from sqlalchemy import Table, literal, select, tuple_, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import NullType
 
-from domain.state import Fact, kind_of
-from ledger import envelope, tables
-from ledger.verify_checks import oid_text
+from domain.state import Fact
+from ledger import tables
+from ledger.event_facts import fact_from_row
+
+__all__ = ["fact_from_row", "iter_subject_facts", "read_facts", "read_facts_of"]
 
 
 def _raw(column: Any) -> Any:
     """A column as the driver returns it: no per-row type processing on hot paths."""
     return type_coerce(column, NullType()).label(column.name)
-
-
-def fact_from_row(position: int, nid: int, oid: Any, version: int, topic: str,
-                  state: bytes) -> Fact:
-    """A Fact from an events-table row joined to its log position."""
-    actor, at, kid, payload = envelope.header_fields(bytes(state))
-    return Fact(position, oid_text(oid), version, kind_of(topic), actor,
-                envelope.parse_instant(at), envelope.decode_payload(payload), nid, kid)
 
 
 def read_facts(connection: Connection, events: Table, subject: str) -> list[Fact]:

@@ -130,6 +130,31 @@ def inclusion_proof(index: int, size: int, node: NodeSource) -> list[bytes]:
     return path
 
 
+def inclusion_proofs(indexes: Sequence[int], size: int,
+                     fetch: Callable[[set[tuple[int, int]]], dict[tuple[int, int], bytes]]
+                     ) -> dict[int, list[bytes]]:
+    """Inclusion proofs of many leaves with one fetch of the stored nodes they need: a first
+    pass only records which perfect subtrees the proofs touch."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        wanted.add((level, index))
+        return bytes(HASH_SIZE)
+
+    for index in indexes:
+        inclusion_proof(index, size, record)
+    nodes = fetch(wanted)
+
+    def stored(level: int, index: int) -> bytes:
+        try:
+            return nodes[(level, index)]
+        except KeyError:
+            raise LookupError(f"the stored tree has no node at level {level}, index {index}"
+                              ) from None
+
+    return {index: inclusion_proof(index, size, stored) for index in indexes}
+
+
 def consistency_proof(size1: int, size2: int, node: NodeSource) -> list[bytes]:
     """PROOF(size1, D[0:size2]) of RFC 6962 §2.1.2."""
     if not 0 < size1 <= size2:

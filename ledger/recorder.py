@@ -22,8 +22,9 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from ledger import envelope, tables
+from ledger import chains, envelope, tables
 from ledger.bulk import BulkWriter
+from ledger.chain_index import ChainIndex
 from ledger.checkpoint import Checkpoint
 from ledger.merkle import CompactRange
 
@@ -43,7 +44,7 @@ class LogEntry:
 
 
 class CheckpointSigner(Protocol):
-    def __call__(self, tree_size: int, root_hash: bytes) -> Checkpoint: ...
+    def __call__(self, tree_size: int, root_hash: bytes, chain_root: bytes) -> Checkpoint: ...
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -58,6 +59,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self.checkpoint_signer: CheckpointSigner | None = None
         assert datastore.engine is not None
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
+        self.chains = ChainIndex(datastore.engine.dialect.name)
         self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
 
     def _lock_table(self, session: Session) -> None:
@@ -96,9 +98,9 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             return []
         with self.transaction(commit=True) as tx:
             notification_ids = self._insert_rows(tx, stored_events)
-            size, hashes, root = self._append_to_log(tx, stored_events, notification_ids,
-                                                     log_entries)
-            self._write_checkpoint(tx, self.checkpoint_signer(size, root))
+            size, hashes, root, chain_root = self._append_to_log(
+                tx, stored_events, notification_ids, log_entries)
+            self._write_checkpoint(tx, self.checkpoint_signer(size, root, chain_root))
             self._notify_channel(tx)
         self._head = (size, hashes)
         return notification_ids
@@ -115,7 +117,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         notification_ids: Sequence[int],
         log_entries: Sequence[LogEntry],
-    ) -> tuple[int, list[bytes], bytes]:
+    ) -> tuple[int, list[bytes], bytes, bytes]:
         last = tx.execute(select(func.max(tables.log.c.position))).scalar()
         size = 0 if last is None else int(last) + 1
         if self._head is not None and self._head[0] == size:
@@ -127,6 +129,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             size, hashes, on_node=lambda level, idx, h: new_nodes.append((level, idx, h))
         )
         rows = []
+        links = []
         for position, (event, nid, entry) in enumerate(
             zip(stored_events, notification_ids, log_entries, strict=True), start=size
         ):
@@ -134,6 +137,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 event.originator_id, event.originator_version, event.topic, event.state
             )
             tree.append(leaf)
+            links.append((chains.chain_key(entry.subject, entry.stream), position, leaf))
             rows.append((
                 position, nid, event.originator_id, event.originator_version, entry.stream,
                 entry.subject, naive_utc(entry.recorded_at),
@@ -141,7 +145,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             ))
         self.writer.insert_log(tx, rows)
         self.writer.insert_nodes(tx, new_nodes)
-        return tree.size, list(tree.hashes), tree.root()
+        chain_root = self.chains.append(tx, links)
+        return tree.size, list(tree.hashes), tree.root(), chain_root
 
     def _write_checkpoint(self, tx: Session, checkpoint: Checkpoint) -> None:
         last = tx.execute(select(func.max(tables.checkpoints.c.seq))).scalar()
@@ -207,15 +212,25 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
 
     def add_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of the tree as it stands now (``credit checkpoint``)."""
-        if self.checkpoint_signer is None:
-            raise ProgrammingError("the ledger recorder has no checkpoint signer")
+        with self.locked() as tx:
+            return self.checkpoint_in(tx)
+
+    @contextmanager
+    def locked(self) -> Iterator[Session]:
+        """A transaction holding the write lock: what it reads cannot change under it."""
         with self.transaction(commit=True) as tx:
             self._lock_table(tx)
-            last = tx.execute(select(func.max(tables.log.c.position))).scalar()
-            size = 0 if last is None else int(last) + 1
-            tree = CompactRange(size, load_compact_range(tx, size))
-            checkpoint = self.checkpoint_signer(size, tree.root())
-            self._write_checkpoint(tx, checkpoint)
+            yield tx
+
+    def checkpoint_in(self, tx: Session) -> Checkpoint:
+        """Sign and store a checkpoint of the tree inside a ``locked`` transaction."""
+        if self.checkpoint_signer is None:
+            raise ProgrammingError("the ledger recorder has no checkpoint signer")
+        last = tx.execute(select(func.max(tables.log.c.position))).scalar()
+        size = 0 if last is None else int(last) + 1
+        tree = CompactRange(size, load_compact_range(tx, size))
+        checkpoint = self.checkpoint_signer(size, tree.root(), self.chains.root(tx))
+        self._write_checkpoint(tx, checkpoint)
         return checkpoint
 
 

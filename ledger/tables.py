@@ -5,6 +5,10 @@
 - ``ledger_tree``: the hash of every completed perfect subtree (levels 1 and up; level 0 is
   ``ledger_log.leaf_hash``), from which inclusion and consistency proofs are built.
 - ``ledger_checkpoints``: signed checkpoints (C2SP signed notes) over the tree.
+- ``ledger_chains``: each chain's length and head (``ledger.chains``: one chain per subject, one
+  for the key registry, one for policies).
+- ``ledger_map``: the chain map's nodes (level 0: bucket hashes; level 16: the root), only those
+  not empty; the root goes into every checkpoint.
 
 None of these is trusted by ``credit verify``: it recomputes them from the events and compares.
 """
@@ -65,6 +69,27 @@ checkpoints = Table(
     Column("issued_at", DateTime, nullable=False),  # naive UTC
     Column("kid", String(64), nullable=False),
     Column("note", Text, nullable=False),
+)
+
+
+chains = Table(
+    "ledger_chains",
+    metadata,
+    Column("chain", String(80), primary_key=True),
+    Column("key_hash", LargeBinary(32), nullable=False),
+    Column("bucket", Integer, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("head", LargeBinary(32), nullable=False),
+    Column("position", BigInteger, nullable=False),  # of the chain's last event
+)
+Index("ledger_chains_bucket_idx", chains.c.bucket)
+
+chain_map = Table(
+    "ledger_map",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 

@@ -9,13 +9,17 @@ notification, aggregate and version:
 3. key            the envelope's key belongs to the event's actor and was valid at its time
 4. signature      the Ed25519 signature covers exactly the documented bytes
 5. log index      every event is in ``ledger_log`` with the leaf hash the ledger computed when it
-                  stored it, and every logged event is still in the store      (``_merge_log``)
-6. versions       each aggregate's versions run 1, 2, 3 … without a gap     (``check_versions``)
+                  stored it, and every logged event is still in the store      (``_merge_log``);
+                  it is filed under the chain its content names           (``check_chain_key``)
+6. versions       each aggregate's versions run 1, 2, 3 … without a gap, all in one chain
+                                                                            (``check_versions``)
 7. checkpoints    each is a well-formed note signed by a platform key valid at its time, its root
-                  equals the root recomputed from the stored events, and sizes never shrink; where
-                  a root differs, a consistency proof from the stored tree tells an inconsistent
-                  checkpoint apart from altered events                      (``check_checkpoint``)
+                  and chain root equal those recomputed from the stored events, and sizes never
+                  shrink; where a root differs, a consistency proof from the stored tree tells an
+                  inconsistent checkpoint apart from altered events        (``check_checkpoint``)
 8. coverage       the last checkpoint covers every event; events after it are reported
+9. chain index    ``ledger_chains`` holds each chain's recomputed length and head, and
+                  ``ledger_map`` the recomputed root                            (``check_chains``)
 
 The store is read in pages by key (flat memory). Signatures are checked on every core: in worker
 processes for large stores, in threads for small ones (starting processes costs about a second).
@@ -34,14 +38,16 @@ from sqlalchemy import Engine, Table, func, select, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import NullType
 
+from domain.identifiers import mask_subject_key
 from keys.registry import KeyRegistry
-from ledger import envelope, merkle, tables
+from ledger import chains, envelope, merkle, tables
 from ledger.checkpoint import Checkpoint, MalformedCheckpoint, parse_checkpoint
 from ledger.registry_events import REGISTRY_TOPICS
 from ledger.registry_replay import Failure
 from ledger.verify_checks import (
     EventChecker,
     Row,
+    check_chain_key,
     check_checkpoint,
     check_consistency,
     check_registry,
@@ -58,7 +64,7 @@ PROCESSES_FROM = 50_000  # events; below this, threads (no start-up cost) are fa
 
 # Order of checks for failures about the same event, so "the first failure" is stable.
 RANK = {"registry": 0, "envelope": 1, "key": 2, "signature": 3, "log": 4, "version": 5,
-        "checkpoint": 6}
+        "checkpoint": 6, "chains": 7}
 
 
 @dataclass
@@ -140,6 +146,7 @@ class LedgerVerifier:
         self.workers = workers or os.cpu_count() or 1
         self.processes = processes  # None: decide by the size of the store
         self.failures = _Failures()
+        self.chain_map = chains.ChainMap()
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -158,6 +165,7 @@ class LedgerVerifier:
             registry = self._check_registry(conn, max_id, report)
             report.events = self._check_events(conn, registry, max_id, last_seq, report)
             self.check_versions(conn, max_id)
+            self.check_chains(conn, report.events)
         report.failure_count = self.failures.count
         report.failures = self.failures.sorted()
         report.ok = self.failures.count == 0
@@ -190,7 +198,7 @@ class LedgerVerifier:
             page = conn.execute(
                 select(log.c.position, log.c.notification_id,
                        type_coerce(log.c.originator_id, NullType()).label("originator_id"),
-                       log.c.originator_version, log.c.leaf_hash)
+                       log.c.originator_version, log.c.leaf_hash, log.c.stream, log.c.subject)
                 .where(log.c.position > after).order_by(log.c.position).limit(PAGE)
             ).all()
             for row in page:
@@ -244,6 +252,7 @@ class LedgerVerifier:
     def _check_events(self, conn: Connection, registry: KeyRegistry, max_id: int,
                       last_seq: int, report: VerifyReport) -> int:
         tree = merkle.CompactRange()
+        chain_map = self.chain_map = chains.ChainMap()
         checkpoints = _Checkpoints(self._checkpoint_rows(conn, last_seq))
         log_rows = self._log_rows(conn, max_id)
         logged = next(log_rows, None)
@@ -254,7 +263,7 @@ class LedgerVerifier:
         pool, check_rows = self._executor(registry, max_id)
         futures: list[Future[list[tuple[str, Failure]]]] = []
         try:
-            self._close_checkpoints(conn, registry, checkpoints, tree, last_nid)
+            self._close_checkpoints(conn, registry, checkpoints, tree, chain_map, last_nid)
             for page in self._event_rows(conn, max_id):
                 chunk: list[Row] = []
                 for nid, raw_oid, version, topic, state in page:
@@ -268,17 +277,24 @@ class LedgerVerifier:
                         fail("log", Failure(nid, oid, version,
                                             "not in the ledger's log index: written outside the "
                                             "ledger"))
+                        chain_map.append(chains.chain_key(None, "?"), leaf)
                     else:
                         if bytes(logged[4]) != leaf:
                             fail("log", Failure(nid, oid, version,
                                                 "differs from the event the ledger logged at "
                                                 f"position {logged[0]}"))
+                        filed = check_chain_key(nid, oid, version, topic, state, logged[5],
+                                                logged[6])
+                        if filed is not None:
+                            fail("log", Failure(nid, oid, version, filed))
+                        chain_map.append(chains.chain_key(logged[6], logged[5]), leaf)
                         logged = next(log_rows, None)
                     tree.append(leaf)
                     last_nid = nid
                     chunk.append((nid, oid, version, topic, state))
                     if checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
-                        self._close_checkpoints(conn, registry, checkpoints, tree, last_nid)
+                        self._close_checkpoints(conn, registry, checkpoints, tree, chain_map,
+                                                last_nid)
                 futures.extend(pool.submit(check_rows, chunk[i:i + CHUNK])
                                for i in range(0, len(chunk), CHUNK))
                 seen += len(page)
@@ -306,7 +322,7 @@ class LedgerVerifier:
         return tree.size
 
     def _missing(self, logged: Any) -> None:
-        position, nid, raw_oid, version, _ = logged
+        position, nid, raw_oid, version = logged[:4]
         self.failures.add("log", Failure(
             nid, oid_text(raw_oid), version,
             f"missing from the event store (the log holds it at position {position})"))
@@ -321,12 +337,14 @@ class LedgerVerifier:
 
     def _close_checkpoints(self, conn: Connection, registry: KeyRegistry,
                            checkpoints: _Checkpoints, tree: merkle.CompactRange,
-                           last_nid: int | None) -> None:
+                           chain_map: chains.ChainMap, last_nid: int | None) -> None:
         root = tree.root()
+        chain_root = chain_map.root()
         while checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
             row = checkpoints.pending
             columns = (row.tree_size, bytes(row.root_hash), row.kid, row.issued_at)
-            reasons = check_checkpoint(registry, row.seq, row.note, columns, root, last_nid)
+            reasons = check_checkpoint(registry, row.seq, row.note, columns, root, last_nid,
+                                       chain_root)
             try:
                 current: Checkpoint | None = parse_checkpoint(row.note)
             except MalformedCheckpoint:
@@ -347,25 +365,68 @@ class LedgerVerifier:
     # -- check 6 ----------------------------------------------------------------------------
 
     def check_versions(self, conn: Connection, max_id: int) -> None:
-        """Each aggregate's versions run 1, 2, 3 …, read in index order with flat memory."""
-        e = self.events
+        """Each aggregate's versions run 1, 2, 3 …, and the log files them all under the chain
+        of its first; read in index order with flat memory."""
+        e, log = self.events, tables.log
         rows = conn.execution_options(yield_per=PAGE).execute(
-            select(self._raw_id(), e.c.originator_version, e.c.id)
+            select(self._raw_id(), e.c.originator_version, e.c.id, log.c.position, log.c.subject)
+            .select_from(e.outerjoin(log, log.c.notification_id == e.c.id))
             .where(e.c.id <= max_id)
             .order_by(e.c.originator_id, e.c.originator_version)
         )
         current: Any = None
         expected = 1
-        for raw_oid, version, nid in rows:
+        first_subject: str | None = None
+        for raw_oid, version, nid, position, subject in rows:
             if raw_oid != current:
-                current, expected = raw_oid, 1
+                current, expected, first_subject = raw_oid, 1, subject
             if version != expected:
                 missing = (f"version {expected} is missing" if version > expected
                            else f"version {version} appears twice")
                 self.failures.add("version", Failure(
                     nid, oid_text(raw_oid), version,
                     f"versions are not contiguous: {missing} before version {version}"))
+            elif position is not None and subject != first_subject:
+                self.failures.add("version", Failure(
+                    nid, oid_text(raw_oid), version,
+                    f"the log files it under subject {subject!r}, the aggregate's first event "
+                    f"under {first_subject!r}"))
             expected = version + 1
+
+    # -- check 9 ----------------------------------------------------------------------------
+
+    def check_chains(self, conn: Connection, size: int) -> None:
+        """The stored chain index equals the one recomputed from the events (when nothing was
+        written during the run: a live ledger moves on, and is checked the next time)."""
+        c = tables.chains
+        recomputed = self.chain_map
+        rows = conn.execution_options(yield_per=PAGE).execute(
+            select(c.c.chain, c.c.key_hash, c.c.bucket, c.c.length, c.c.head, c.c.position)
+            .order_by(c.c.chain)).all()
+        if any(row.position >= size for row in rows):
+            return
+        seen = 0
+        for chain, hkey, bucket, length, head, _ in rows:
+            expected_hkey = chains.key_hash(chain)
+            state = recomputed.buckets.get(chains.bucket_of(expected_hkey), {}).get(expected_hkey)
+            if (bytes(hkey) != expected_hkey or bucket != chains.bucket_of(expected_hkey)
+                    or state != (length, bytes(head))):
+                self.failures.add("chains", Failure(
+                    None, None, None,
+                    f"chain {mask_subject_key(chain)}: the stored chain index differs from the chain "
+                    "of its events"))
+            if state is not None:
+                seen += 1
+        total = sum(len(entries) for entries in recomputed.buckets.values())
+        if seen != total:
+            self.failures.add("chains", Failure(
+                None, None, None, f"the stored chain index lacks {total - seen} of {total} chains"))
+        stored_root = conn.execute(select(tables.chain_map.c.hash).where(
+            tables.chain_map.c.level == chains.DEPTH)).scalar()
+        if (stored_root is None and total) or (
+                stored_root is not None and bytes(stored_root) != recomputed.root()):
+            self.failures.add("chains", Failure(
+                None, None, None, "the stored chain map root differs from the recomputed one"))
 
 
 def stored_nodes(conn: Connection) -> merkle.NodeSource:

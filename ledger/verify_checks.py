@@ -6,6 +6,7 @@ verifiers can reuse the same code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
@@ -125,7 +126,8 @@ def check_rows_in_worker(rows: Sequence[Row]) -> list[tuple[str, Failure]]:
 
 
 def check_checkpoint(registry: KeyRegistry, seq: int, note: str, columns: tuple[Any, ...],
-                     recomputed_root: bytes | None, last_nid: int | None) -> list[str]:
+                     recomputed_root: bytes | None, last_nid: int | None,
+                     recomputed_chain_root: bytes | None = None) -> list[str]:
     """Reasons checkpoint ``seq`` fails (empty when it holds).
 
     ``columns`` are its stored (tree_size, root_hash, kid, issued_at as naive UTC).
@@ -153,7 +155,32 @@ def check_checkpoint(registry: KeyRegistry, seq: int, note: str, columns: tuple[
             f"checkpoint {seq} (size {cp.tree_size}): its signed root does not match the root "
             "of the stored events at that size"
         )
+    if recomputed_chain_root is not None and cp.chain_root != recomputed_chain_root:
+        reasons.append(
+            f"checkpoint {seq} (size {cp.tree_size}): its signed chain root does not match the "
+            "chains of the stored events at that size"
+        )
     return reasons
+
+
+def check_chain_key(nid: int, oid: str, version: int, topic: str, state: bytes,
+                    stream: str, subject: str | None) -> str | None:
+    """Whether the log filed an event under the chain its content names: the stream is the
+    topic's aggregate class, and a first version's subject is the payload's ``subject``."""
+    kind = topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
+    if stream != kind:
+        return f"the log files it under {stream!r}, its topic names {kind!r}"
+    if version == 1:
+        try:
+            payload = json.loads(envelope.header_fields(state)[3])
+            named = payload.get("subject") if isinstance(payload, dict) else None
+        except ValueError:
+            return None  # the envelope check reports it
+        if isinstance(named, str) and named != subject:
+            return f"the log files it under subject {subject!r}, the event names {named!r}"
+        if named is None and subject is not None:
+            return f"the log files it under subject {subject!r}, the event names none"
+    return None
 
 
 def check_consistency(previous: Checkpoint, current: Checkpoint, seq: int, prev_seq: int,

@@ -190,8 +190,8 @@ def test_a_checkpoint_replaced_by_an_inconsistent_one_is_named(scenario: Setting
         platform = keystore.signer("platform-2020-1")
         # A validly signed checkpoint of the same size whose root the log never had.
         forged = make_checkpoint(original.origin, original.tree_size, bytes(32),
-                                 original.issued_at, platform.kid, platform.public_key,
-                                 platform.sign)
+                                 original.issued_at, original.chain_root, platform.kid,
+                                 platform.public_key, platform.sign)
         with engine.begin() as conn:
             conn.execute(text(
                 "UPDATE ledger_checkpoints SET note = :n, root_hash = :r WHERE seq = :s"),
@@ -295,3 +295,49 @@ def _first_note(engine: Engine) -> str:
     with engine.connect() as conn:
         return str(conn.execute(text("SELECT note FROM ledger_checkpoints WHERE seq = 1"))
                    .scalar())
+
+
+# -- the chain index (docs/FORMAT.md §7) ------------------------------------------------------
+
+
+def test_an_event_filed_under_another_subject_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        with engine.connect() as conn:
+            position, _nid = conn.execute(text(
+                "SELECT position, notification_id FROM ledger_log WHERE subject IS NOT NULL "
+                "ORDER BY position DESC LIMIT 1")).one()
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_log SET subject = 'uscc:91330185MA00000000' "
+                              "WHERE position = :p"), {"p": position})
+    report = verify(scenario)
+    reasons = [f.reason for f in report.failures]
+    assert any("the log files it under" in r for r in reasons), reasons
+    assert any("signed chain root does not match" in r for r in reasons), reasons
+
+
+def test_a_stored_chain_head_changed_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine, engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_chains SET head = :h WHERE chain = '~Authority'"),
+                     {"h": bytes(32)})
+    report = verify(scenario)
+    assert [f.reason for f in report.failures] == [
+        "chain ~Authority: the stored chain index differs from the chain of its events"]
+
+
+def test_a_checkpoint_with_a_forged_chain_root_is_named(scenario: Settings,
+                                                        keystore: KeyStore) -> None:
+    with engine_of(scenario) as engine:
+        with engine.connect() as conn:
+            seq, note = conn.execute(text(
+                "SELECT seq, note FROM ledger_checkpoints ORDER BY seq DESC LIMIT 1")).one()
+        original = parse_checkpoint(note)
+        platform = keystore.signer(original.key_name)
+        forged = make_checkpoint(original.origin, original.tree_size, original.root_hash,
+                                 original.issued_at, bytes(32), platform.kid,
+                                 platform.public_key, platform.sign)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_checkpoints SET note = :n WHERE seq = :s"),
+                         {"n": forged.note, "s": seq})
+    reasons = [f.reason for f in verify(scenario).failures]
+    assert reasons == [f"checkpoint {seq} (size {original.tree_size}): its signed chain root "
+                       "does not match the chains of the stored events at that size"]

@@ -98,11 +98,12 @@ def test_payloads_decode_with_their_typed_values() -> None:
 def test_a_checkpoint_note_is_a_c2sp_signed_note() -> None:
     signer = Signer("platform-2026-1", Ed25519PrivateKey.generate())
     issued = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
-    cp = make_checkpoint("credit-ledger.linan/log", 42, bytes(range(32)), issued, signer.kid,
-                         signer.public_key, signer.sign)
+    cp = make_checkpoint("credit-ledger.linan/log", 42, bytes(range(32)), issued,
+                         bytes(range(32, 64)), signer.kid, signer.public_key, signer.sign)
     root = base64.b64encode(bytes(range(32))).decode()
+    chains = base64.b64encode(bytes(range(32, 64))).decode()
     assert cp.body == (f"credit-ledger.linan/log\n42\n{root}\n"
-                       "time 2026-11-27T00:00:00.000000+00:00\n")
+                       f"time 2026-11-27T00:00:00.000000+00:00\nchains {chains}\n")
     assert cp.note.startswith(cp.body + "\n\u2014 platform-2026-1 ")
     parsed = parse_checkpoint(cp.note)
     assert parsed == cp
@@ -113,9 +114,14 @@ def test_a_checkpoint_note_is_a_c2sp_signed_note() -> None:
 
 @pytest.mark.parametrize("note, reason", [
     ("origin\n1\nroot\n", "no blank line"),
-    ("origin\n01\nAAAA\ntime x\n\n\u2014 k AAAA\n", "not a decimal number"),
-    ("origin\n1\n!!!!\ntime x\n\n\u2014 k AAAA\n", "root hash is not base64"),
-    ("origin\n1\nAAAA\ntime x\n\n\u2014 k AAAA\n", "root hash has 3 bytes"),
+    ("origin\n01\nAAAA\ntime x\nchains x\n\n\u2014 k AAAA\n", "not a decimal number"),
+    ("origin\n1\n!!!!\ntime x\nchains x\n\n\u2014 k AAAA\n", "root hash is not base64"),
+    ("origin\n1\nAAAA\ntime x\nchains x\n\n\u2014 k AAAA\n", "root hash has 3 bytes"),
+    ("origin\n1\nAAAA\ntime x\n\n\u2014 k AAAA\n", "time and chains lines"),
+    ("origin\n1\n" + "A" * 43 + "=\ntime 2026-11-27T00:00:00.000000+00:00\nchain x\n\n"
+     "\u2014 k AAAA\n", "must be 'chains"),
+    ("origin\n1\n" + "A" * 43 + "=\ntime 2026-11-27T00:00:00.000000+00:00\nchains AAAA\n\n"
+     "\u2014 k AAAA\n", "chain map root has 3 bytes"),
 ])
 def test_malformed_checkpoints_say_what_is_wrong(note: str, reason: str) -> None:
     with pytest.raises(MalformedCheckpoint, match=reason):

@@ -1,0 +1,188 @@
+"""Signed record extracts: one file a court checks with the platform's public key and nothing else.
+
+An extract (docs/FORMAT.md §8) is a JWS signed by the platform whose payload holds, as of a time T:
+every event of the subject, of the key registry and of the policies, **as stored**; a checkpoint
+issued at or after T that covers all of them; an inclusion proof of each event under that
+checkpoint; the map proof of each of the three chains (so that no event can be left out); and the
+subject's state recomputed from those events. ``ledger.verify_extract`` checks all of it offline.
+
+Everything is read in one transaction that holds the write lock, so the checkpoint, the chain map
+and the events are one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, tuple_, type_coerce
+from sqlalchemy.types import NullType
+
+from domain import clock
+from domain.authorities import PLATFORM
+from domain.state import CHINA, subject_state
+from keys.registry import KeyRegistryError
+from ledger import chains, jws, merkle, tables
+from ledger.application import CreditLedger
+from ledger.checkpoint import Checkpoint, parse_checkpoint
+from ledger.envelope import format_instant
+from ledger.errors import LedgerError
+from ledger.event_facts import fact_from_row
+from ledger.recorder import LedgerCorrupted
+from ledger.verify_checks import oid_text
+
+EXTRACT_TYPE = "credit-ledger/extract/v1"
+MEDIA_TYPE = "credit-extract+json"
+CONTEXT_CHAINS = (chains.REGISTRY_CHAIN, chains.POLICY_CHAIN)
+IN_CHUNK = 400
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Extract:
+    """An issued extract: the JWS document and what it says."""
+
+    document: dict[str, str]
+    payload: dict[str, Any]
+
+    @property
+    def number(self) -> str:
+        return str(self.payload["number"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.document, indent=2) + "\n"
+
+
+def extract_number(subject: str, as_of: str, checkpoint: Checkpoint, issued_at: datetime) -> str:
+    """A number that names the extract: the day, the checkpoint's size and a digest."""
+    digest = hashlib.sha256(
+        f"{subject}\n{as_of}\n{checkpoint.note}\n{format_instant(issued_at)}".encode()
+    ).hexdigest()[:8].upper()
+    return f"LA-{issued_at.astimezone(CHINA):%Y%m%d}-{checkpoint.tree_size}-{digest}"
+
+
+def _raw(column: Any) -> Any:
+    return type_coerce(column, NullType()).label(column.name)
+
+
+class ExtractIssuer:
+    """Builds and signs extracts from one ledger."""
+
+    def __init__(self, ledger: CreditLedger) -> None:
+        self.ledger = ledger
+
+    def issue(self, subject: str, as_of: datetime | None = None) -> Extract:
+        """The extract of ``subject`` as of ``as_of`` (default: now)."""
+        ledger = self.ledger
+        ledger.refresh()
+        moment = clock.now() if as_of is None else as_of
+        if moment.tzinfo is None:
+            raise LedgerError("the as-of time needs a timezone")
+        if moment > clock.now():
+            raise LedgerError(f"as-of {format_instant(moment)} lies in the future")
+        with ledger.recorder.locked() as tx:
+            checkpoint = self._anchor(tx, moment)
+            rows = {key: self._chain_rows(tx, key, checkpoint.tree_size)
+                    for key in (subject, *CONTEXT_CHAINS)}
+            proofs = {key: ledger.recorder.chains.proof(tx, key) for key in rows}
+            positions = sorted(row[0] for chain in rows.values() for row in chain)
+            inclusion = merkle.inclusion_proofs(positions, checkpoint.tree_size,
+                                                lambda wanted: self._nodes(tx, wanted))
+        issued = clock.now()  # after the checkpoint the extract rests on
+        for key, chain in rows.items():
+            length, head = chains.chain_head(bytes(row[-1]) for row in chain)
+            try:
+                proofs[key].check(length, head, checkpoint.chain_root)
+            except chains.MapProofError as exc:
+                raise LedgerCorrupted(f"the chain index disagrees with the log: {exc}") from None
+        every = sorted((row for chain in rows.values() for row in chain), key=lambda r: r[0])
+        facts = [fact_from_row(*row[:6]) for row in rows[subject]]
+        policy_facts = [fact_from_row(*row[:6]) for row in rows[chains.POLICY_CHAIN]]
+        state = subject_state(subject, facts, policy_facts, moment.astimezone(CHINA).date(),
+                              known_at=moment)
+        as_of_text = format_instant(moment)
+        payload = {
+            "type": EXTRACT_TYPE,
+            "number": extract_number(subject, as_of_text, checkpoint, issued),
+            "subject": subject,
+            "as_of": as_of_text,
+            "issued_at": format_instant(issued),
+            "checkpoint": checkpoint.note,
+            "events": [self._event(row, inclusion[row[0]]) for row in every],
+            "chains": [{"chain": key,
+                        "bucket": [[_b64(h), n, _b64(head)] for h, n, head in proof.entries],
+                        "path": [_b64(node) for node in proof.path]}
+                       for key, proof in proofs.items()],
+            "state": state,
+        }
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        platform_key, signer = ledger.platform_signer(issued)
+        document = jws.sign(body, {"alg": jws.WRITTEN_ALGORITHM, "kid": platform_key.kid,
+                                   "typ": MEDIA_TYPE}, signer.sign)
+        return Extract(document, payload)
+
+    # -- reading, inside the locked transaction -------------------------------------------------
+
+    def _anchor(self, tx: Any, moment: datetime) -> Checkpoint:
+        """The latest checkpoint if it covers the whole log, was issued at or after ``moment``
+        and its key still signs; otherwise a new one."""
+        c, log = tables.checkpoints, tables.log
+        note = tx.execute(select(c.c.note).order_by(c.c.seq.desc()).limit(1)).scalar()
+        last = tx.execute(select(log.c.position).order_by(log.c.position.desc()).limit(1)
+                          ).scalar()
+        size = 0 if last is None else int(last) + 1
+        if note is not None:
+            latest = parse_checkpoint(note)
+            try:
+                self.ledger.registry.check_signing_key(latest.key_name, PLATFORM,
+                                                       latest.issued_at)
+                usable = True
+            except KeyRegistryError:
+                usable = False
+            if usable and latest.tree_size == size and latest.issued_at >= moment:
+                return latest
+        return self.ledger.recorder.checkpoint_in(tx)
+
+    def _chain_rows(self, tx: Any, key: str, size: int) -> list[Any]:
+        log, events = tables.log, self.ledger.recorder.events_table
+        where = (log.c.subject == key if not key.startswith("~")
+                 else and_(log.c.subject.is_(None), log.c.stream == key[1:]))
+        return list(tx.execute(
+            select(log.c.position, events.c.id, _raw(events.c.originator_id),
+                   events.c.originator_version, events.c.topic, _raw(events.c.state),
+                   log.c.leaf_hash)
+            .join(events, events.c.id == log.c.notification_id)
+            .where(where, log.c.position < size)
+            .order_by(log.c.position)
+        ).all())
+
+    def _nodes(self, tx: Any, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        log, tree = tables.log, tables.tree
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = sorted(idx for level, idx in wanted if level == 0)
+        inner = sorted((level, idx) for level, idx in wanted if level > 0)
+        for start in range(0, len(leaves), IN_CHUNK):
+            for position, leaf in tx.execute(
+                    select(log.c.position, log.c.leaf_hash)
+                    .where(log.c.position.in_(leaves[start:start + IN_CHUNK]))):
+                found[(0, int(position))] = bytes(leaf)
+        for start in range(0, len(inner), IN_CHUNK):
+            for level, idx, value in tx.execute(
+                    select(tree.c.level, tree.c.idx, tree.c.hash)
+                    .where(tuple_(tree.c.level, tree.c.idx).in_(inner[start:start + IN_CHUNK]))):
+                found[(int(level), int(idx))] = bytes(value)
+        return found
+
+    @staticmethod
+    def _event(row: Any, proof: list[bytes]) -> dict[str, Any]:
+        position, nid, raw_oid, version, topic, state, _ = row
+        return {"position": position, "notification_id": nid, "originator_id": oid_text(raw_oid),
+                "version": version, "topic": topic, "state": _b64(bytes(state)),
+                "proof": [_b64(node) for node in proof]}

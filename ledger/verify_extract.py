@@ -1,0 +1,595 @@
+"""Verify a signed record extract offline: ``python -m ledger.verify_extract FILE --trust KEY.pem``.
+
+Needs the standard library and ``cryptography`` only (and this repository's ``ledger``, ``keys``
+and ``domain`` packages, which need nothing else; ``credit verifier -o FILE.pyz`` packs them into
+one file). No server, no database, no trust in the issuer beyond the platform key you were given.
+
+The checks, in order, each failing with a named exception that states the fact that failed:
+
+1. document      the file is a flattened JWS (RFC 7515) with alg Ed25519 (or EdDSA)
+2. signature     its signature verifies with the trusted platform key
+3. payload       the payload is an extract of this format
+4. order         events are listed once each, in log order
+5. registry      the key registry events replay: the first registers the platform with its own
+                 key, each later one is signed by a platform key valid before it
+6. issuer        the extract's signing key is a platform key in that registry, valid when issued,
+                 and it is the trusted key
+7. checkpoint    the checkpoint is signed by a platform key valid at its time, was issued at or
+                 after the as-of time and covers every event listed
+8. events        every event is a signed envelope whose key belonged to its actor and was valid
+                 at its time (revocations included), and whose signature verifies
+9. inclusion     every event's leaf is in the checkpoint's tree at its position
+10. membership   every event belongs to the subject (its aggregate's first event names it), the
+                 key registry or the policies
+11. completeness each of those three chains, recomputed from the events, is the one the
+                 checkpoint's chain map holds: no event left out, added or reordered
+12. state        the subject's state recomputed from the events equals the state in the extract
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain.state import CHINA, REDUCER_VERSION, subject_state
+from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
+from keys.signer import fingerprint, public_key_from_pem
+from ledger import chains, envelope, jws, merkle
+from ledger.checkpoint import Checkpoint, MalformedCheckpoint, key_id, parse_checkpoint
+from ledger.event_facts import fact_from_row
+from ledger.registry_replay import RegistryReplay
+from ledger.verify_checks import EventChecker
+
+EXTRACT_TYPE = "credit-ledger/extract/v1"
+CONTEXT_STREAMS = {"Authority": chains.REGISTRY_CHAIN, "PolicyVersion": chains.POLICY_CHAIN}
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+class ExtractInvalid(Exception):
+    """The extract failed a check; ``check`` names it, the message states the fact."""
+
+    check = "extract"
+
+
+class MalformedDocument(ExtractInvalid):
+    check = "document"
+
+
+class OuterSignatureInvalid(ExtractInvalid):
+    check = "signature"
+
+
+class MalformedPayload(ExtractInvalid):
+    check = "payload"
+
+
+class EventsOutOfOrder(ExtractInvalid):
+    check = "order"
+
+
+class RegistryInvalid(ExtractInvalid):
+    check = "registry"
+
+
+class IssuerInvalid(ExtractInvalid):
+    check = "issuer"
+
+
+class CheckpointInvalid(ExtractInvalid):
+    check = "checkpoint"
+
+
+class EventInvalid(ExtractInvalid):
+    check = "events"
+
+
+class InclusionInvalid(ExtractInvalid):
+    check = "inclusion"
+
+
+class MembershipInvalid(ExtractInvalid):
+    check = "membership"
+
+
+class ChainIncomplete(ExtractInvalid):
+    check = "completeness"
+
+
+class StateMismatch(ExtractInvalid):
+    check = "state"
+
+
+# -- what is checked ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListedEvent:
+    position: int
+    notification_id: int
+    originator_id: str
+    version: int
+    topic: str
+    state: bytes
+    proof: tuple[bytes, ...]
+
+    @property
+    def row(self) -> tuple[int, str, int, str, bytes]:
+        return self.notification_id, self.originator_id, self.version, self.topic, self.state
+
+    @property
+    def stream(self) -> str:
+        return self.topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
+
+    def where(self) -> str:
+        return f"event at position {self.position} (notification {self.notification_id})"
+
+
+@dataclass
+class VerifiedExtract:
+    """What a valid extract establishes, for the summary."""
+
+    number: str
+    subject: str
+    as_of: datetime
+    issued_at: datetime
+    issuer: str
+    checkpoint: Checkpoint
+    counts: dict[str, int]
+    state: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        grade = self.state["grade"]
+        active = [x for x in self.state["listings"] if x["status"] == "active"]
+        return {
+            "valid": True,
+            "number": self.number,
+            "subject": self.subject,
+            "name": self.state["name"],
+            "as_of": envelope.format_instant(self.as_of),
+            "issued_at": envelope.format_instant(self.issued_at),
+            "issuer": self.issuer,
+            "checkpoint": {"tree_size": self.checkpoint.tree_size,
+                           "issued_at": envelope.format_instant(self.checkpoint.issued_at),
+                           "key": self.checkpoint.key_name},
+            "events": self.counts,
+            "grade": {k: grade[k] for k in ("grade", "points", "policy", "override")},
+            "lists": [{"list": x["list"], "number": x["number"], "start": x["start"],
+                       "ends_on": x["ends_on"]} for x in active],
+            "records": len(self.state["records"]),
+            "records_in_force": sum(1 for r in self.state["records"]
+                                    if r["status"] == "in_force"),
+            "reducer": self.state["reducer"],
+        }
+
+
+T = TypeVar("T")
+
+
+class _Clock:
+    """Seconds spent per check (the bench reports the share spent on signatures)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+
+    def run(self, name: str, step: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return step()
+        finally:
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - started
+
+
+def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
+    """Run every check on a parsed extract file; raise the first ExtractInvalid."""
+    clock = _Clock()
+    signed = clock.run("document", lambda: check_document(document))
+    clock.run("signature", lambda: check_outer_signature(signed, trusted_key))
+    payload = clock.run("payload", lambda: read_payload(signed.payload))
+    events = clock.run("payload", lambda: read_events(payload["events"]))
+    clock.run("order", lambda: check_order(events))
+    registry_events = [e for e in events if e.stream == "Authority"]
+    registry = clock.run("registry", lambda: replay_registry(registry_events))
+    issued_at = _instant(payload["issued_at"], "issued_at")
+    as_of = _instant(payload["as_of"], "as_of")
+    issuer = clock.run("issuer",
+                       lambda: check_issuer(signed.header, registry, trusted_key, issued_at))
+    checkpoint = clock.run("checkpoint",
+                           lambda: check_checkpoint(payload["checkpoint"], registry, as_of,
+                                                    issued_at, events))
+    clock.run("events", lambda: check_event_signatures(
+        [e for e in events if e.stream != "Authority"], registry))
+    clock.run("inclusion", lambda: check_inclusion(events, checkpoint))
+    subject = payload["subject"]
+    members = clock.run("membership", lambda: assign_chains(events, subject))
+    clock.run("completeness", lambda: check_completeness(members, payload["chains"], checkpoint,
+                                                         subject))
+    state = clock.run("state", lambda: check_state(payload["state"], subject, members, as_of))
+    counts = {"subject": len(members[subject]), "registry": len(members[chains.REGISTRY_CHAIN]),
+              "policies": len(members[chains.POLICY_CHAIN])}
+    return VerifiedExtract(payload["number"], subject, as_of, issued_at, issuer, checkpoint,
+                           counts, state, clock.spent)
+
+
+# -- 1-3: the document ------------------------------------------------------------------------
+
+
+def check_document(document: Any) -> jws.SignedDocument:
+    try:
+        return jws.parse(document)
+    except jws.JWSError as exc:
+        raise MalformedDocument(str(exc)) from None
+
+
+def check_outer_signature(signed: jws.SignedDocument, trusted_key: bytes) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(trusted_key).verify(signed.signature,
+                                                               signed.signing_input)
+    except (InvalidSignature, ValueError):
+        raise OuterSignatureInvalid(
+            f"the extract's signature (key {signed.header.get('kid')!r}) does not verify with "
+            f"the trusted platform key {fingerprint(trusted_key)}") from None
+
+
+_PAYLOAD_FIELDS: dict[str, type] = {
+    "type": str, "number": str, "subject": str, "as_of": str, "issued_at": str,
+    "checkpoint": str, "events": list, "chains": list, "state": dict,
+}
+
+
+def read_payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedPayload("the signed payload is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedPayload("the signed payload is not a JSON object")
+    if payload.get("type") != EXTRACT_TYPE:
+        raise MalformedPayload(f"the payload is not a {EXTRACT_TYPE} (type "
+                               f"{payload.get('type')!r})")
+    for name, kind in _PAYLOAD_FIELDS.items():
+        if not isinstance(payload.get(name), kind):
+            raise MalformedPayload(f"the payload's {name!r} is missing or not a {kind.__name__}")
+    return payload
+
+
+def _instant(text: str, name: str) -> datetime:
+    try:
+        return envelope.parse_instant(text)
+    except ValueError:
+        raise MalformedPayload(f"the payload's {name!r} is not a UTC time: {text!r}") from None
+
+
+def _b64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise MalformedPayload(f"{what} is not base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise MalformedPayload(f"{what} is not base64") from None
+
+
+def read_events(items: Sequence[Any]) -> list[ListedEvent]:
+    events = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedPayload(f"event {i} is not an object")
+        try:
+            position, nid, version = item["position"], item["notification_id"], item["version"]
+            oid, topic = item["originator_id"], item["topic"]
+            proof = item["proof"]
+        except KeyError as exc:
+            raise MalformedPayload(f"event {i} has no {exc.args[0]!r}") from None
+        if not all(isinstance(v, int) and not isinstance(v, bool)
+                   for v in (position, nid, version)):
+            raise MalformedPayload(f"event {i}: position, notification id and version are "
+                                   "integers")
+        if not isinstance(oid, str) or not isinstance(topic, str) or not isinstance(proof, list):
+            raise MalformedPayload(f"event {i}: originator id, topic and proof have the wrong "
+                                   "types")
+        events.append(ListedEvent(position, nid, oid, version, topic,
+                                  _b64(item.get("state"), f"event {i}'s state"),
+                                  tuple(_b64(p, f"event {i}'s proof") for p in proof)))
+    return events
+
+
+# -- 4-7: order, registry, issuer, checkpoint -------------------------------------------------
+
+
+def check_order(events: Sequence[ListedEvent]) -> None:
+    for before, after in itertools.pairwise(events):
+        if after.position <= before.position:
+            raise EventsOutOfOrder(
+                f"{after.where()} is listed after position {before.position}: the extract's "
+                "events are not in log order")
+        if after.notification_id <= before.notification_id:
+            raise EventsOutOfOrder(
+                f"{after.where()} is listed after notification {before.notification_id}: "
+                "notification ids must rise with positions")
+
+
+def replay_registry(events: Sequence[ListedEvent]) -> KeyRegistry:
+    replay = RegistryReplay()
+    for event in events:
+        replay.feed(*event.row)
+        if replay.failures:
+            failure = replay.failures[0]
+            raise RegistryInvalid(f"key event at notification {failure.notification_id}: "
+                                  f"{failure.reason}")
+    if replay.genesis_key is None:
+        raise RegistryInvalid("the extract holds no key registry")
+    return replay.registry
+
+
+def check_issuer(header: dict[str, Any], registry: KeyRegistry, trusted_key: bytes,
+                 issued_at: datetime) -> str:
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise IssuerInvalid("the JWS header names no key (kid)")
+    try:
+        key = registry.check_signing_key(kid, PLATFORM, issued_at)
+    except KeyRegistryError as exc:
+        raise IssuerInvalid(f"the extract's signing key: {exc}") from None
+    if key.public_key != trusted_key:
+        raise IssuerInvalid(f"the registry's key {kid} ({fingerprint(key.public_key)}) is not the "
+                            f"trusted platform key ({fingerprint(trusted_key)})")
+    return kid
+
+
+def check_checkpoint(note: str, registry: KeyRegistry, as_of: datetime, issued_at: datetime,
+                     events: Sequence[ListedEvent]) -> Checkpoint:
+    try:
+        checkpoint = parse_checkpoint(note)
+    except MalformedCheckpoint as exc:
+        raise CheckpointInvalid(f"the checkpoint is not a readable signed note: {exc}") from None
+    name = checkpoint.key_name
+    try:
+        key = registry.check_signing_key(name, PLATFORM, checkpoint.issued_at)
+    except KeyRegistryError as exc:
+        raise CheckpointInvalid(f"the checkpoint's key: {exc}") from None
+    if checkpoint.key_id != key_id(name, key.public_key):
+        raise CheckpointInvalid(f"the checkpoint's key id does not match key {name}")
+    try:
+        Ed25519PublicKey.from_public_bytes(key.public_key).verify(
+            checkpoint.signature, checkpoint.body.encode("utf-8"))
+    except InvalidSignature:
+        raise CheckpointInvalid(f"the checkpoint's signature does not match key {name}") from None
+    stamp = envelope.format_instant(checkpoint.issued_at)
+    if checkpoint.issued_at < as_of:
+        raise CheckpointInvalid(
+            f"the checkpoint was issued at {stamp}, before the as-of time "
+            f"{envelope.format_instant(as_of)}: it cannot show every event up to then")
+    if checkpoint.issued_at > issued_at:
+        raise CheckpointInvalid(f"the checkpoint was issued at {stamp}, after the extract")
+    beyond = [e for e in events if e.position >= checkpoint.tree_size]
+    if beyond:
+        raise CheckpointInvalid(f"{beyond[0].where()} lies beyond the checkpoint's "
+                                f"{checkpoint.tree_size} events")
+    return checkpoint
+
+
+# -- 8-9: each event ----------------------------------------------------------------------------
+
+
+def check_event_signatures(events: Sequence[ListedEvent], registry: KeyRegistry) -> None:
+    checker = EventChecker(registry)
+    for event in events:
+        failed = checker.check(*event.row)
+        if failed is not None:
+            raise EventInvalid(f"{event.where()}: {failed[1].reason}")
+
+
+def check_inclusion(events: Sequence[ListedEvent], checkpoint: Checkpoint) -> None:
+    for event in events:
+        leaf = envelope.leaf_hash(event.originator_id, event.version, event.topic, event.state)
+        try:
+            merkle.verify_inclusion(event.position, checkpoint.tree_size, leaf, event.proof,
+                                    checkpoint.root_hash)
+        except merkle.ProofError as exc:
+            raise InclusionInvalid(f"{event.where()}: {exc} of the checkpoint "
+                                   f"(size {checkpoint.tree_size})") from None
+
+
+# -- 10-11: membership and completeness -------------------------------------------------------
+
+
+def assign_chains(events: Sequence[ListedEvent], subject: str) -> dict[str, list[ListedEvent]]:
+    """Each event's chain, from its content alone: its kind for keys and policies, else the
+    subject its aggregate's first event names."""
+    members: dict[str, list[ListedEvent]] = {subject: [], chains.REGISTRY_CHAIN: [],
+                                             chains.POLICY_CHAIN: []}
+    subject_of: dict[str, str | None] = {}
+    for event in events:
+        context = CONTEXT_STREAMS.get(event.stream)
+        if context is not None:
+            members[context].append(event)
+            continue
+        if event.version == 1:
+            try:
+                data = envelope.decode_payload(envelope.decode(event.state).payload)
+            except ValueError as exc:
+                raise MembershipInvalid(f"{event.where()}: unreadable payload: {exc}") from None
+            named = data.get("subject")
+            subject_of[event.originator_id] = named if isinstance(named, str) else None
+        if event.originator_id not in subject_of:
+            raise MembershipInvalid(f"{event.where()}: the extract lacks its aggregate's first "
+                                    "event, so whose it is cannot be shown")
+        owner = subject_of[event.originator_id]
+        if owner != subject:
+            raise MembershipInvalid(f"{event.where()} is about {owner!r}, not {subject!r}")
+        members[subject].append(event)
+    return members
+
+
+def check_completeness(members: dict[str, list[ListedEvent]], proofs: Sequence[Any],
+                       checkpoint: Checkpoint, subject: str) -> None:
+    by_chain: dict[str, Any] = {}
+    for item in proofs:
+        if not isinstance(item, dict) or not isinstance(item.get("chain"), str):
+            raise MalformedPayload("a chain proof is not an object with a 'chain'")
+        by_chain[item["chain"]] = item
+    for key, listed in members.items():
+        item = by_chain.get(key)
+        if item is None:
+            raise ChainIncomplete(f"the extract has no map proof for chain {key!r}")
+        try:
+            entries = tuple((_b64(h, "a bucket key hash"), n, _b64(head, "a bucket head"))
+                            for h, n, head in item["bucket"])
+            path = tuple(_b64(node, "a map path hash") for node in item["path"])
+        except (KeyError, TypeError, ValueError):
+            raise MalformedPayload(f"the map proof of chain {key!r} is malformed") from None
+        if any(not isinstance(n, int) or isinstance(n, bool) for _, n, _ in entries):
+            raise MalformedPayload(f"the map proof of chain {key!r} has a non-integer length")
+        length, head = chains.chain_head(
+            envelope.leaf_hash(e.originator_id, e.version, e.topic, e.state) for e in listed)
+        try:
+            chains.MapProof(key, entries, path).check(length, head, checkpoint.chain_root)
+        except chains.MapProofError as exc:
+            raise ChainIncomplete(str(exc)) from None
+
+
+# -- 12: the derived state ----------------------------------------------------------------------
+
+
+def _first_difference(claimed: Any, computed: Any, path: str) -> str | None:
+    if isinstance(claimed, dict) and isinstance(computed, dict):
+        for key in sorted(set(claimed) | set(computed)):
+            if key not in claimed or key not in computed:
+                return f"{path}.{key}"
+            found = _first_difference(claimed[key], computed[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(claimed, list) and isinstance(computed, list):
+        if len(claimed) != len(computed):
+            return f"{path} (length)"
+        for i, (a, b) in enumerate(zip(claimed, computed, strict=True)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if claimed == computed else path
+
+
+def _at(value: Any, path: str) -> Any:
+    for part in path.replace("[", ".[").split(".")[1:]:
+        if part.startswith("["):
+            value = value[int(part[1:].split("]")[0])] if isinstance(value, list) else None
+        else:
+            value = value.get(part.split(" ")[0]) if isinstance(value, dict) else None
+    return value
+
+
+def check_state(claimed: dict[str, Any], subject: str, members: dict[str, list[ListedEvent]],
+                as_of: datetime) -> dict[str, Any]:
+    if claimed.get("reducer") != REDUCER_VERSION:
+        raise StateMismatch(f"the state was computed by reducer {claimed.get('reducer')!r}; this "
+                            f"verifier has {REDUCER_VERSION!r}")
+
+    def facts(key: str) -> list[Any]:
+        return [fact_from_row(e.position, e.notification_id, e.originator_id, e.version,
+                              e.topic, e.state) for e in members[key]]
+
+    computed = subject_state(subject, facts(subject), facts(chains.POLICY_CHAIN),
+                             as_of.astimezone(CHINA).date(), known_at=as_of)
+    computed = dict(json.loads(json.dumps(computed)))
+    where = _first_difference(claimed, computed, "state")
+    if where is not None:
+        raise StateMismatch(f"{where}: the extract says {_at(claimed, where)!r}, the events "
+                            f"give {_at(computed, where)!r}")
+    return computed
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def render(result: VerifiedExtract) -> str:
+    s = result.summary()
+    grade = s["grade"]
+    lists = ", ".join(f"{x['list']} list {x['number']} ({x['start']} to {x['ends_on']})"
+                      for x in s["lists"]) or "none"
+    return "\n".join([
+        f"VALID  credit extract {s['number']}",
+        f"  subject     {s['subject']}  {s['name'] or ''}".rstrip(),
+        f"  as of       {s['as_of']} ({result.as_of.astimezone(CHINA).date()} China time)",
+        f"  issued      {s['issued_at']} by {s['issuer']}",
+        f"  checkpoint  {s['checkpoint']['tree_size']} events, issued "
+        f"{s['checkpoint']['issued_at']}, signed by {s['checkpoint']['key']}",
+        f"  events      {s['events']['subject']} about the subject, {s['events']['registry']} key "
+        f"registry, {s['events']['policies']} policy: every signature, inclusion proof and "
+        "chain checks",
+        f"  grade       {grade['grade']} ({grade['points']} points, policy {grade['policy']})"
+        + (f"; {grade['override']}" if grade["override"] else ""),
+        f"  lists       {lists}",
+        f"  records     {s['records']} ({s['records_in_force']} in force), "
+        f"state recomputed by {s['reducer']}",
+    ])
+
+
+def load_trusted_key(path: Path) -> bytes:
+    try:
+        return public_key_from_pem(path.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the trusted key {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
+
+
+def run(path: Path, trusted_key: bytes) -> tuple[bool, dict[str, Any], str]:
+    """(valid, JSON result, text) for one extract file."""
+    try:
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        return False, {"valid": False, "check": "document", "reason": exc.strerror}, (
+            f"INVALID  document: cannot read {path}: {exc.strerror}")
+    except ValueError:
+        document = None
+    try:
+        if document is None:
+            raise MalformedDocument("the file is not JSON")
+        result = verify_extract(document, trusted_key)
+    except ExtractInvalid as exc:
+        return False, {"valid": False, "check": exc.check, "reason": str(exc)}, (
+            f"INVALID  {exc.check}: {exc}")
+    return True, result.summary(), render(result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="verify_extract",
+        description="Check a Credit Ledger record extract offline, with the platform's public "
+                    "key only. Prints VALID with a summary, or INVALID naming the failed check; "
+                    "exits 0 or 1.")
+    parser.add_argument("file", type=Path, help="the extract (JSON)")
+    parser.add_argument("--trust", type=Path, required=True, metavar="PLATFORM_KEY.pem",
+                        help="the platform's public key (PEM), as `credit keys export platform` "
+                             "prints it")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    valid, data, text = run(args.file, load_trusted_key(args.trust))
+    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
+    return 0 if valid else 1
+
+
+def command() -> NoReturn:
+    """The entry point of the one-file verifier (zipapp ignores what ``main`` returns)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    command()
