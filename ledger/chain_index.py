@@ -40,39 +40,37 @@ class ChainIndex:
 
     def append(self, tx: Any, appended: Sequence[tuple[str, int, bytes]]) -> bytes:
         """Extend chains by (chain key, log position, leaf hash) in log order; return the new
-        map root."""
+        map root. Four statements: read the touched buckets, upsert their chains, read the
+        sibling nodes on their paths, upsert the new nodes."""
         if not appended:
             return self.root(tx)
-        keys = list(dict.fromkeys(key for key, _, _ in appended))
-        state: dict[str, tuple[int, bytes, int]] = {}
+        hkeys = {key: chains.key_hash(key) for key, _, _ in appended}
+        buckets = sorted({chains.bucket_of(h) for h in hkeys.values()})
         c = tables.chains
-        for part in _chunks(keys):
-            for key, length, head, position in tx.execute(
-                    select(c.c.chain, c.c.length, c.c.head, c.c.position)
-                    .where(c.c.chain.in_(part))):
-                state[key] = (int(length), bytes(head), int(position))
+        entries: dict[int, dict[bytes, tuple[int, bytes]]] = {b: {} for b in buckets}
+        state: dict[str, tuple[int, bytes, int]] = {}
+        for part in _chunks(buckets):
+            for key, hkey, bucket, length, head, position in tx.execute(
+                    select(c.c.chain, c.c.key_hash, c.c.bucket, c.c.length, c.c.head,
+                           c.c.position).where(c.c.bucket.in_(part))):
+                entries[bucket][bytes(hkey)] = (int(length), bytes(head))
+                if key in hkeys:
+                    state[key] = (int(length), bytes(head), int(position))
         for key, position, leaf in appended:
             length, head, _ = state.get(key, (0, chains.EMPTY_HEAD, -1))
             state[key] = (length + 1, chains.extend(head, leaf), position)
         rows = []
-        for key in keys:
-            hkey = chains.key_hash(key)
+        for key, hkey in hkeys.items():
             length, head, position = state[key]
-            rows.append((key, hkey, chains.bucket_of(hkey), length, head, position))
+            bucket = chains.bucket_of(hkey)
+            entries[bucket][hkey] = (length, head)
+            rows.append((key, hkey, bucket, length, head, position))
         self._upsert_chains(tx, rows)
-        buckets = sorted({row[2] for row in rows})
-        return self._refold(tx, buckets)
+        return self._refold(tx, {b: chains.bucket_hash((h, n, x) for h, (n, x) in e.items())
+                                 for b, e in entries.items()})
 
-    def _refold(self, tx: Any, buckets: Sequence[int]) -> bytes:
-        """Recompute the touched buckets and their paths up to the root, and store them."""
-        c = tables.chains
-        entries: dict[int, list[tuple[bytes, int, bytes]]] = {b: [] for b in buckets}
-        for part in _chunks(buckets):
-            for bucket, hkey, length, head in tx.execute(
-                    select(c.c.bucket, c.c.key_hash, c.c.length, c.c.head)
-                    .where(c.c.bucket.in_(part))):
-                entries[bucket].append((bytes(hkey), int(length), bytes(head)))
-        current = {b: chains.bucket_hash(e) for b, e in entries.items()}
+    def _refold(self, tx: Any, current: dict[int, bytes]) -> bytes:
+        """Store the touched buckets' hashes and recompute their paths up to the root."""
         wanted: list[tuple[int, int]] = []
         indexes = set(current)
         for level in range(chains.DEPTH):
@@ -118,6 +116,8 @@ class ChainIndex:
 
     def _nodes(self, conn: Any, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Stored map nodes among ``wanted``; an absent node is an empty subtree."""
+        if len(wanted) <= IN_CHUNK:
+            return self._nodes_at(conn, wanted)
         m = tables.chain_map
         by_level: dict[int, list[int]] = {}
         for level, idx in wanted:
@@ -161,6 +161,8 @@ class ChainIndex:
     def _nodes_at(self, conn: Any, wanted: Sequence[tuple[int, int]]
                   ) -> dict[tuple[int, int], bytes]:
         m = tables.chain_map
+        if not wanted:
+            return {}
         rows = conn.execute(select(m.c.level, m.c.idx, m.c.hash)
                             .where(tuple_(m.c.level, m.c.idx).in_(list(wanted))))
         return {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
