@@ -9,6 +9,7 @@ benchmarks/results/latest.json as flat keys. Targets live here, never in unit te
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -177,6 +178,7 @@ def ingest(url: str, keys_dir: Path, events: int, batch: int) -> tuple[float, in
                 app.register_authority(profile)
             services.publish_bundled()
         pending: list[RecordSubmission] = []
+        gc.freeze()  # as `credit` does after start-up (cli/main.py)
         before = app.event_count()
         started = time.perf_counter()
         for submission in submissions(events):

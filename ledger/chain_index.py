@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from psycopg2.extras import execute_values
-from sqlalchemy import select, tuple_
+from sqlalchemy import or_, select
 
 from ledger import chains, tables
 from ledger.bulk import PAGE_SIZE, driver_errors
 from ledger.merkle import hash_children
 
 IN_CHUNK = 500
+BLOCK_LEVEL = 8  # stored: bucket hashes (level 0) and levels 8-16; 1-7 recomputed per block
 
 _CHAIN_COLUMNS = "chain, key_hash, bucket, length, head, position"
 _CHAIN_UPSERT = ("ON CONFLICT (chain) DO UPDATE SET length = excluded.length, "
@@ -31,66 +32,169 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
 
 
 class ChainIndex:
-    """Reads and extends the stored chains and map, inside the caller's transaction."""
+    """Reads and extends the stored chains and map, inside the caller's transaction.
+
+    A writer keeps what it read and wrote (bucket entries, map nodes) in memory while it is the
+    only writer: the cache is tagged with the log size after its own last commit, and dropped
+    when a write finds another size (someone else wrote) or when a transaction rolls back. So a
+    bulk import reads each bucket and node at most once; a one-off command reads what it needs.
+    """
+
+    MAX_CACHED_BYTES = 64 << 20  # packed entries; beyond it, start again
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
+        # Flat dicts of ints and bytes only: the garbage collector does not track them, so a
+        # big cache costs no collection time.
+        self._buckets: dict[int, bytes] = {}  # bucket -> packed entries (chains.pack_entries)
+        self._nodes_cache: dict[int, bytes] = {}  # level << 20 | index -> hash
+        self._blocks: set[int] = set()  # blocks whose levels 0-7 are all in the cache
+        self._loading: set[int] = set()  # blocks this write loaded, cached on commit
+        self._cached_bytes = 0
+        self._valid_at: int | None = None
+        self._staged: tuple[dict[int, bytes], dict[int, bytes]] | None = None
+
+    # -- the cache's life -------------------------------------------------------------------
+
+    def begin(self, size: int) -> None:
+        """A write starts on a log of ``size`` events: keep the cache only if it is ours."""
+        if self._valid_at != size:
+            self.discard()
+
+    def committed(self, size: int) -> None:
+        """The write's transaction committed, leaving a log of ``size`` events."""
+        if self._staged is not None:
+            buckets, nodes = self._staged
+            for bucket, packed in buckets.items():
+                self._cached_bytes += len(packed) - len(self._buckets.get(bucket, b""))
+                self._buckets[bucket] = packed
+            self._nodes_cache.update(nodes)
+            self._blocks |= self._loading
+            self._loading = set()
+            self._staged = None
+        if self._cached_bytes > self.MAX_CACHED_BYTES:
+            self.discard()
+        self._valid_at = size
+
+    def discard(self) -> None:
+        self._buckets.clear()
+        self._nodes_cache.clear()
+        self._blocks = set()
+        self._loading = set()
+        self._cached_bytes = 0
+        self._valid_at = None
+        self._staged = None
 
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, tx: Any, appended: Sequence[tuple[str, int, bytes]]) -> bytes:
         """Extend chains by (chain key, log position, leaf hash) in log order; return the new
-        map root. Four statements: read the touched buckets, upsert their chains, read the
-        sibling nodes on their paths, upsert the new nodes."""
+        map root. At most four statements: read the touched buckets, upsert their chains,
+        read the sibling nodes on their paths, upsert the new nodes."""
         if not appended:
             return self.root(tx)
         hkeys = {key: chains.key_hash(key) for key, _, _ in appended}
-        buckets = sorted({chains.bucket_of(h) for h in hkeys.values()})
-        c = tables.chains
-        entries: dict[int, dict[bytes, tuple[int, bytes]]] = {b: {} for b in buckets}
-        state: dict[str, tuple[int, bytes, int]] = {}
-        for part in _chunks(buckets):
-            for key, hkey, bucket, length, head, position in tx.execute(
-                    select(c.c.chain, c.c.key_hash, c.c.bucket, c.c.length, c.c.head,
-                           c.c.position).where(c.c.bucket.in_(part))):
-                entries[bucket][bytes(hkey)] = (int(length), bytes(head))
-                if key in hkeys:
-                    state[key] = (int(length), bytes(head), int(position))
+        touched = {chains.bucket_of(h) for h in hkeys.values()}
+        cached = self._buckets
+        entries = {b: chains.unpack_entries(cached[b]) for b in touched if b in cached}
+        entries.update(self._read_buckets(tx, sorted(b for b in touched if b not in cached)))
+        heads: dict[str, tuple[int, bytes, int]] = {}
+        extend = chains.extend
         for key, position, leaf in appended:
-            length, head, _ = state.get(key, (0, chains.EMPTY_HEAD, -1))
-            state[key] = (length + 1, chains.extend(head, leaf), position)
-        rows = []
-        for key, hkey in hkeys.items():
-            length, head, position = state[key]
-            bucket = chains.bucket_of(hkey)
-            entries[bucket][hkey] = (length, head)
-            rows.append((key, hkey, bucket, length, head, position))
-        self._upsert_chains(tx, rows)
-        return self._refold(tx, {b: chains.bucket_hash((h, n, x) for h, (n, x) in e.items())
-                                 for b, e in entries.items()})
+            hkey = hkeys[key]
+            bucket = entries[(hkey[0] << 8) | hkey[1]]
+            length, head = bucket.get(hkey, (0, chains.EMPTY_HEAD))
+            bucket[hkey] = (length + 1, extend(head, leaf))
+            heads[key] = (length + 1, bucket[hkey][1], position)
+        self._upsert_chains(tx, [(key, hkeys[key], chains.bucket_of(hkeys[key]), *heads[key])
+                                 for key in heads])
+        packed = {b: chains.pack_entries(e) for b, e in entries.items()}
+        root, nodes = self._refold(tx, {b: chains.packed_bucket_hash(p) for b, p in packed.items()})
+        self._staged = (packed, nodes)
+        return root
 
-    def _refold(self, tx: Any, current: dict[int, bytes]) -> bytes:
-        """Store the touched buckets' hashes and recompute their paths up to the root."""
-        wanted: list[tuple[int, int]] = []
-        indexes = set(current)
-        for level in range(chains.DEPTH):
-            wanted.extend((level, i ^ 1) for i in indexes if i ^ 1 not in indexes)
+    def _read_buckets(self, tx: Any, buckets: Sequence[int]
+                      ) -> dict[int, dict[bytes, tuple[int, bytes]]]:
+        c = tables.chains
+        found: dict[int, dict[bytes, tuple[int, bytes]]] = {b: {} for b in buckets}
+        for part in _chunks(buckets):
+            for bucket, hkey, length, head in tx.execute(
+                    select(c.c.bucket, c.c.key_hash, c.c.length, c.c.head)
+                    .where(c.c.bucket.in_(part))):
+                found[bucket][bytes(hkey)] = (int(length), bytes(head))
+        return found
+
+    def _refold(self, tx: Any, current: dict[int, bytes]
+                ) -> tuple[bytes, dict[int, bytes]]:
+        """Recompute the touched buckets' paths up to the root; store the bucket hashes and
+        the nodes from level 8 up (levels 1-7 are recomputed from a block's 256 buckets when
+        needed: storing them would be six rows more per bucket written)."""
+        # Nodes by level << 20 | index: this write's (loaded blocks, siblings read, new
+        # nodes), looked up before the cache of earlier writes.
+        overlay = self._load_blocks(tx, {b >> BLOCK_LEVEL for b in current})
+        cache = self._nodes_cache
+        unknown = []
+        indexes = {b >> BLOCK_LEVEL for b in current}
+        for level in range(BLOCK_LEVEL, chains.DEPTH):
+            for idx in indexes:
+                key = level << 20 | (idx ^ 1)
+                if (idx ^ 1) not in indexes and key not in overlay and key not in cache:
+                    unknown.append((level, idx ^ 1))
             indexes = {i >> 1 for i in indexes}
-        stored = self._nodes(tx, wanted)
+        read = self._nodes(tx, unknown)
+        for level, idx in unknown:
+            overlay[level << 20 | idx] = read.get((level, idx), chains.DEFAULTS[level])
         written: list[tuple[int, int, bytes]] = []
+        level_nodes = current
         for level in range(chains.DEPTH):
-            written.extend((level, idx, value) for idx, value in current.items())
+            shift = level << 20
+            for idx, value in level_nodes.items():
+                overlay[shift | idx] = value
+            if level == 0 or level >= BLOCK_LEVEL:
+                written.extend((level, idx, value) for idx, value in level_nodes.items())
             default = chains.DEFAULTS[level]
             parents: dict[int, bytes] = {}
-            for idx in {i >> 1 for i in current}:
-                left = current.get(2 * idx) or stored.get((level, 2 * idx), default)
-                right = current.get(2 * idx + 1) or stored.get((level, 2 * idx + 1), default)
+            for idx in {i >> 1 for i in level_nodes}:
+                left_key, right_key = shift | (2 * idx), shift | (2 * idx + 1)
+                left = overlay.get(left_key) or cache.get(left_key) or default
+                right = overlay.get(right_key) or cache.get(right_key) or default
                 parents[idx] = hash_children(left, right)
-            current = parents
-        root = current[0]
+            level_nodes = parents
+        root = level_nodes[0]
+        overlay[chains.DEPTH << 20] = root
         written.append((chains.DEPTH, 0, root))
         self._upsert_nodes(tx, written)
-        return root
+        return root, overlay
+
+    def _load_blocks(self, tx: Any, blocks: set[int]) -> dict[int, bytes]:
+        """Levels 0-7 of every block not yet in the cache: its 256 stored bucket hashes and the
+        subtree recomputed from them (as an overlay, cached on commit)."""
+        missing = sorted(blocks - self._blocks)
+        overlay: dict[int, bytes] = {}
+        if not missing:
+            return overlay
+        m = tables.chain_map
+        query = select(m.c.idx, m.c.hash).where(m.c.level == 0)
+        if len(missing) <= 16:
+            ranges = [m.c.idx.between(b << BLOCK_LEVEL, ((b + 1) << BLOCK_LEVEL) - 1)
+                      for b in missing]
+            query = query.where(or_(*ranges))
+        leaves: dict[int, dict[int, bytes]] = {b: {} for b in missing}
+        for idx, value in tx.execute(query):
+            block = int(idx) >> BLOCK_LEVEL
+            if block in leaves:
+                leaves[block][int(idx)] = bytes(value)
+        for block, level_nodes in leaves.items():
+            for level in range(BLOCK_LEVEL):
+                overlay.update((level << 20 | idx, value) for idx, value in level_nodes.items())
+                default = chains.DEFAULTS[level]
+                parents: dict[int, bytes] = {}
+                for idx in {i >> 1 for i in level_nodes}:
+                    parents[idx] = hash_children(level_nodes.get(2 * idx, default),
+                                                 level_nodes.get(2 * idx + 1, default))
+                level_nodes = parents
+            self._loading.add(block)
+        return overlay
 
     def _upsert_chains(self, tx: Any, rows: list[tuple[Any, ...]]) -> None:
         with driver_errors():
@@ -116,21 +220,13 @@ class ChainIndex:
 
     def _nodes(self, conn: Any, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Stored map nodes among ``wanted``; an absent node is an empty subtree."""
-        if len(wanted) <= IN_CHUNK:
-            return self._nodes_at(conn, wanted)
-        m = tables.chain_map
-        by_level: dict[int, list[int]] = {}
-        for level, idx in wanted:
-            by_level.setdefault(level, []).append(idx)
-        found: dict[tuple[int, int], bytes] = {}
-        for level, idxs in by_level.items():
-            for part in _chunks(sorted(idxs)):
-                for idx, value in conn.execute(
-                        select(m.c.idx, m.c.hash).where(m.c.level == level, m.c.idx.in_(part))):
-                    found[(level, int(idx))] = bytes(value)
-        return found
+        return tables.fetch_nodes(conn, tables.chain_map, wanted) if wanted else {}
 
     def root(self, conn: Any) -> bytes:
+        cached = (self._nodes_cache.get(chains.DEPTH << 20)
+                  if self._valid_at is not None else None)
+        if cached is not None:
+            return cached
         m = tables.chain_map
         value = conn.execute(select(m.c.hash).where(m.c.level == chains.DEPTH, m.c.idx == 0)
                              ).scalar()
@@ -154,15 +250,20 @@ class ChainIndex:
             (bytes(h), int(n), bytes(head)) for h, n, head in conn.execute(
                 select(c.c.key_hash, c.c.length, c.c.head).where(c.c.bucket == bucket))))
         wanted = chains.path_indexes(bucket)
-        stored = self._nodes_at(conn, wanted)
-        path = tuple(stored.get(at, chains.DEFAULTS[at[0]]) for at in wanted)
-        return chains.MapProof(key, entries, path)
-
-    def _nodes_at(self, conn: Any, wanted: Sequence[tuple[int, int]]
-                  ) -> dict[tuple[int, int], bytes]:
+        block = bucket >> BLOCK_LEVEL
         m = tables.chain_map
-        if not wanted:
-            return {}
-        rows = conn.execute(select(m.c.level, m.c.idx, m.c.hash)
-                            .where(tuple_(m.c.level, m.c.idx).in_(list(wanted))))
-        return {(int(level), int(idx)): bytes(value) for level, idx, value in rows}
+        level_nodes = {int(idx): bytes(value) for idx, value in conn.execute(
+            select(m.c.idx, m.c.hash).where(
+                m.c.level == 0,
+                m.c.idx.between(block << BLOCK_LEVEL, ((block + 1) << BLOCK_LEVEL) - 1)))}
+        lower: dict[tuple[int, int], bytes] = {}
+        for level in range(BLOCK_LEVEL):
+            lower.update(((level, idx), value) for idx, value in level_nodes.items())
+            default = chains.DEFAULTS[level]
+            level_nodes = {idx: hash_children(level_nodes.get(2 * idx, default),
+                                              level_nodes.get(2 * idx + 1, default))
+                           for idx in {i >> 1 for i in level_nodes}}
+        upper = self._nodes(conn, [at for at in wanted if at[0] >= BLOCK_LEVEL])
+        path = tuple((lower if at[0] < BLOCK_LEVEL else upper).get(at, chains.DEFAULTS[at[0]])
+                     for at in wanted)
+        return chains.MapProof(key, entries, path)

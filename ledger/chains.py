@@ -83,6 +83,27 @@ def bucket_hash(entries: Iterable[tuple[bytes, int, bytes]]) -> bytes:
     return _sha256(BUCKET_PREFIX + b"".join(entry_hash(*e) for e in ordered)).digest()
 
 
+ENTRY_SIZE = 72  # key hash, length (8 bytes, big-endian), head
+
+
+def pack_entries(entries: dict[bytes, tuple[int, bytes]]) -> bytes:
+    """A bucket's entries as one byte string, ordered by key hash (what writers cache)."""
+    return b"".join(hkey + length.to_bytes(8, "big") + head
+                    for hkey, (length, head) in sorted(entries.items()))
+
+
+def unpack_entries(packed: bytes) -> dict[bytes, tuple[int, bytes]]:
+    return {packed[i:i + 32]: (int.from_bytes(packed[i + 32:i + 40], "big"), packed[i + 40:i + 72])
+            for i in range(0, len(packed), ENTRY_SIZE)}
+
+
+def packed_bucket_hash(packed: bytes) -> bytes:
+    """``bucket_hash`` of packed entries: the entry hash covers exactly the 72 packed bytes."""
+    return _sha256(BUCKET_PREFIX + b"".join(
+        _sha256(ENTRY_PREFIX + packed[i:i + ENTRY_SIZE]).digest()
+        for i in range(0, len(packed), ENTRY_SIZE))).digest()
+
+
 def _defaults() -> list[bytes]:
     node = bucket_hash(())
     out = [node]

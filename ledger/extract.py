@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, tuple_, type_coerce
+from sqlalchemy import and_, select, type_coerce
 from sqlalchemy.types import NullType
 
 from domain import clock
@@ -173,11 +173,7 @@ class ExtractIssuer:
                     select(log.c.position, log.c.leaf_hash)
                     .where(log.c.position.in_(leaves[start:start + IN_CHUNK]))):
                 found[(0, int(position))] = bytes(leaf)
-        for start in range(0, len(inner), IN_CHUNK):
-            for level, idx, value in tx.execute(
-                    select(tree.c.level, tree.c.idx, tree.c.hash)
-                    .where(tuple_(tree.c.level, tree.c.idx).in_(inner[start:start + IN_CHUNK]))):
-                found[(int(level), int(idx))] = bytes(value)
+        found.update(tables.fetch_nodes(tx, tree, inner))
         return found
 
     @staticmethod

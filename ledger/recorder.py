@@ -96,13 +96,18 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             raise ProgrammingError("the ledger recorder has no checkpoint signer")
         if not stored_events:
             return []
-        with self.transaction(commit=True) as tx:
-            notification_ids = self._insert_rows(tx, stored_events)
-            size, hashes, root, chain_root = self._append_to_log(
-                tx, stored_events, notification_ids, log_entries)
-            self._write_checkpoint(tx, self.checkpoint_signer(size, root, chain_root))
-            self._notify_channel(tx)
+        try:
+            with self.transaction(commit=True) as tx:
+                notification_ids = self._insert_rows(tx, stored_events)
+                size, hashes, root, chain_root = self._append_to_log(
+                    tx, stored_events, notification_ids, log_entries)
+                self._write_checkpoint(tx, self.checkpoint_signer(size, root, chain_root))
+                self._notify_channel(tx)
+        except BaseException:
+            self.chains.discard()
+            raise
         self._head = (size, hashes)
+        self.chains.committed(size)
         return notification_ids
 
     def _insert_rows(self, tx: Session, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -120,6 +125,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     ) -> tuple[int, list[bytes], bytes, bytes]:
         last = tx.execute(select(func.max(tables.log.c.position))).scalar()
         size = 0 if last is None else int(last) + 1
+        self.chains.begin(size)
         if self._head is not None and self._head[0] == size:
             hashes = list(self._head[1])
         else:
@@ -208,6 +214,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 yield
         except BaseException:
             self._head = None  # the cached tree edge may belong to rolled-back rows
+            self.chains.discard()
             raise
 
     def add_checkpoint(self) -> Checkpoint:
@@ -229,6 +236,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         last = tx.execute(select(func.max(tables.log.c.position))).scalar()
         size = 0 if last is None else int(last) + 1
         tree = CompactRange(size, load_compact_range(tx, size))
+        self.chains.begin(size)
         checkpoint = self.checkpoint_signer(size, tree.root(), self.chains.root(tx))
         self._write_checkpoint(tx, checkpoint)
         return checkpoint
@@ -236,20 +244,20 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
 
 def load_compact_range(tx: Session, size: int) -> list[bytes]:
     """The perfect-subtree hashes of the stored tree of ``size`` leaves, left to right."""
-    hashes: list[bytes] = []
-    for level, idx in CompactRange.levels(size):
+    wanted = CompactRange.levels(size)
+    found = tables.fetch_nodes(tx, tables.tree, [at for at in wanted if at[0] > 0])
+    for level, idx in wanted:
         if level == 0:
-            value = tx.execute(
-                select(tables.log.c.leaf_hash).where(tables.log.c.position == idx)
-            ).scalar()
-        else:
-            value = tx.execute(
-                select(tables.tree.c.hash).where(tables.tree.c.level == level,
-                                                 tables.tree.c.idx == idx)
-            ).scalar()
+            leaf = tx.execute(
+                select(tables.log.c.leaf_hash).where(tables.log.c.position == idx)).scalar()
+            if leaf is not None:
+                found[(0, idx)] = bytes(leaf)
+    hashes: list[bytes] = []
+    for level, idx in wanted:
+        value = found.get((level, idx))
         if value is None:
             raise LedgerCorrupted(
                 f"the Merkle tree has no node at level {level}, index {idx} for size {size}"
             )
-        hashes.append(bytes(value))
+        hashes.append(value)
     return hashes

@@ -15,6 +15,9 @@ None of these is trusted by ``credit verify``: it recomputes them from the event
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -27,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
 from sqlalchemy_utils.types.uuid import UUIDType
 
@@ -91,6 +95,27 @@ chain_map = Table(
     Column("idx", Integer, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
 )
+
+
+def fetch_nodes(conn: Any, table: Table, wanted: Iterable[tuple[int, int]],
+                chunk: int = 400) -> dict[tuple[int, int], bytes]:
+    """The stored (level, idx) -> hash among ``wanted`` from a node table (``ledger_tree``,
+    ``ledger_map``), in few statements: ``level IN (…) AND idx IN (…)`` probes the primary key
+    on both databases (a row-value IN makes SQLite scan), and the few extra rows the cross
+    product may bring are dropped."""
+    wanted_set = set(wanted)
+    levels = sorted({level for level, _ in wanted_set})
+    idxs = sorted({idx for _, idx in wanted_set})
+    found: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(idxs), chunk):
+        rows = conn.execute(
+            select(table.c.level, table.c.idx, table.c.hash)
+            .where(table.c.level.in_(levels), table.c.idx.in_(idxs[start:start + chunk])))
+        for level, idx, value in rows:
+            at = (int(level), int(idx))
+            if at in wanted_set:
+                found[at] = bytes(value)
+    return found
 
 
 def events_table(name: str) -> Table:
