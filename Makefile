@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/credit demo
 	$(BIN)/credit verify
-	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it); try: $(BIN)/credit keys list"
+	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it). Try: $(BIN)/credit keys list;"
+	@echo "  $(BIN)/credit lookup 杭州; $(BIN)/credit history SUBJECT; $(BIN)/credit extract SUBJECT -o var/extract.json;"
+	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
