@@ -569,19 +569,125 @@ def run(path: Path, trusted_key: bytes) -> tuple[bool, dict[str, Any], str]:
     return True, result.summary(), render(result)
 
 
+# -- checkpoint listings: has the log only grown? --------------------------------------------
+
+
+def verify_checkpoint_listing(listing: Any, trusted_keys: Sequence[bytes],
+                              kept: str | None = None) -> list[Checkpoint]:
+    """Check a `credit checkpoints --json` listing: every note signed by a trusted platform key,
+    each consistent with the one before it (RFC 9162), and the kept note, if given, among them.
+    Raises CheckpointInvalid naming the first checkpoint that fails."""
+    items = listing.get("checkpoints") if isinstance(listing, dict) else None
+    if not isinstance(items, list) or not items:
+        raise MalformedPayload("the file is not a checkpoint listing (`credit checkpoints --json`)")
+    checked: list[Checkpoint] = []
+    for item in items:
+        seq = item.get("seq") if isinstance(item, dict) else None
+        try:
+            checkpoint = parse_checkpoint(item["note"])
+        except (KeyError, TypeError, MalformedCheckpoint) as exc:
+            raise CheckpointInvalid(f"checkpoint {seq}: not a readable signed note: {exc}") from None
+        signers = [k for k in trusted_keys
+                   if key_id(checkpoint.key_name, k) == checkpoint.key_id]
+        try:
+            if not signers:
+                raise InvalidSignature
+            Ed25519PublicKey.from_public_bytes(signers[0]).verify(
+                checkpoint.signature, checkpoint.body.encode("utf-8"))
+        except InvalidSignature:
+            raise CheckpointInvalid(f"checkpoint {seq}: not signed by a trusted platform key "
+                                    f"(signed as {checkpoint.key_name})") from None
+        if checked:
+            previous = checked[-1]
+            consistency = item.get("consistency") or {}
+            try:
+                proof = [bytes.fromhex(h) for h in consistency.get("proof", [])]
+                if previous.tree_size:
+                    merkle.verify_consistency(previous.tree_size, checkpoint.tree_size,
+                                              previous.root_hash, checkpoint.root_hash, proof)
+            except (ValueError, TypeError, merkle.ProofError) as exc:
+                raise CheckpointInvalid(f"checkpoint {seq} does not extend the one before it "
+                                        f"(size {previous.tree_size}): {exc}") from None
+        checked.append(checkpoint)
+    if kept is not None:
+        try:
+            mine = parse_checkpoint(kept)
+        except MalformedCheckpoint as exc:
+            raise CheckpointInvalid(f"the kept checkpoint is not a signed note: {exc}") from None
+        same_size = [c for c in checked if c.tree_size == mine.tree_size]
+        if not same_size:
+            raise CheckpointInvalid(f"the listing has no checkpoint of size {mine.tree_size} to "
+                                    "compare the kept one with: ask for one from before it")
+        if all(c.root_hash != mine.root_hash for c in same_size):
+            raise CheckpointInvalid(f"the kept checkpoint of size {mine.tree_size} has another "
+                                    "root than the listing's: the log was rewritten")
+    return checked
+
+
+def _run_listing(path: Path, trusted: Sequence[bytes], kept: Path | None
+                 ) -> tuple[bool, dict[str, Any], str]:
+    try:
+        listing = json.loads(path.read_bytes())
+        kept_note = kept.read_text(encoding="utf-8") if kept is not None else None
+    except OSError as exc:
+        return False, {"valid": False, "check": "document", "reason": exc.strerror}, (
+            f"INVALID  document: {exc.filename}: {exc.strerror}")
+    except ValueError:
+        return False, {"valid": False, "check": "document", "reason": "not JSON"}, (
+            "INVALID  document: the listing is not JSON")
+    try:
+        checked = verify_checkpoint_listing(listing, trusted, kept_note)
+    except ExtractInvalid as exc:
+        return False, {"valid": False, "check": exc.check, "reason": str(exc)}, (
+            f"INVALID  {exc.check}: {exc}")
+    first, last = checked[0], checked[-1]
+    data = {"valid": True, "checkpoints": len(checked), "from_size": first.tree_size,
+            "to_size": last.tree_size, "to_issued_at": envelope.format_instant(last.issued_at)}
+    return True, data, (f"VALID  {len(checked)} checkpoints, each signed and consistent with the one "
+                        f"before: the log grew from {first.tree_size} to {last.tree_size} events "
+                        "without a change to what it held"
+                        + (" (the kept checkpoint is among them)" if kept is not None else ""))
+
+
+def _signing_key(path: Path, trusted: Sequence[bytes]) -> bytes:
+    """Of several trusted keys, the one the extract's outer signature verifies with (else the
+    first, whose check then reports the failure)."""
+    try:
+        signed = jws.parse(json.loads(path.read_bytes()))
+    except (OSError, ValueError):
+        return trusted[0]
+    for key in trusted:
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(signed.signature, signed.signing_input)
+            return key
+        except (InvalidSignature, ValueError):
+            continue
+    return trusted[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="verify_extract",
         description="Check a Credit Ledger record extract offline, with the platform's public "
                     "key only. Prints VALID with a summary, or INVALID naming the failed check; "
-                    "exits 0 or 1.")
-    parser.add_argument("file", type=Path, help="the extract (JSON)")
-    parser.add_argument("--trust", type=Path, required=True, metavar="PLATFORM_KEY.pem",
+                    "exits 0 or 1. With --checkpoints, check a checkpoint listing instead.")
+    parser.add_argument("file", type=Path, help="the extract (JSON), or with --checkpoints the "
+                        "output of `credit checkpoints --json`")
+    parser.add_argument("--trust", type=Path, required=True, action="append",
+                        metavar="PLATFORM_KEY.pem",
                         help="the platform's public key (PEM), as `credit keys export platform` "
-                             "prints it")
+                             "prints it; repeat for older platform keys")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="FILE is a checkpoint listing: check signatures and consistency")
+    parser.add_argument("--kept", type=Path, metavar="NOTE",
+                        help="with --checkpoints: a checkpoint note you kept, to find in it")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    valid, data, text = run(args.file, load_trusted_key(args.trust))
+    trusted = [load_trusted_key(path) for path in args.trust]
+    if args.checkpoints:
+        valid, data, text = _run_listing(args.file, trusted, args.kept)
+    else:
+        valid, data, text = run(args.file, _signing_key(args.file, trusted))
     print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
     return 0 if valid else 1
 

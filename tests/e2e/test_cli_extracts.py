@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from keys.signer import public_key_from_pem, verify
+from keys.store import KeyStore
 from ledger import merkle
-from ledger.checkpoint import parse_checkpoint
+from ledger.checkpoint import make_checkpoint, parse_checkpoint
+from tests.conftest import PASSPHRASE
 from tests.e2e.test_cli import ROOT, Credit
 
 DOCS = ROOT / "docs" / "VERIFYING.md"
@@ -163,7 +165,8 @@ def test_verifying_md_steps_work_as_written(issued: tuple[Credit, str, Path, Pat
     check_verifying_md_jwcrypto_step(issued, tmp_path)  # last: it damages the extract
 
 
-def test_checkpoints_come_with_consistency_proofs(issued: tuple[Credit, str, Path, Path]) -> None:
+def test_checkpoints_come_with_consistency_proofs(issued: tuple[Credit, str, Path, Path],
+                                                  tmp_path: Path) -> None:
     credit, _, _, pem = issued
     key = public_key_from_pem(pem.read_bytes())
     listed = json.loads(credit("checkpoints", "--since", "1", "--json").stdout)["checkpoints"]
@@ -189,3 +192,41 @@ def test_checkpoints_come_with_consistency_proofs(issued: tuple[Credit, str, Pat
     assert base64.b64encode(previous.root_hash).decode() in latest if previous else False
     gone = credit("checkpoints", "--since", "100000", ok=False)
     assert gone.returncode == 1 and "there is no checkpoint 100000" in gone.stderr
+
+    check_a_listing_offline(credit, pem, tmp_path)
+
+
+def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
+    """`python -m ledger.verify_extract --checkpoints`: signatures, proofs, the kept note."""
+    listing = tmp_path / "checkpoints.json"
+    listing.write_text(credit("checkpoints", "--since", "3", "--json").stdout)
+    items = json.loads(listing.read_text())["checkpoints"]
+    kept = tmp_path / "kept.txt"
+    kept.write_text(items[0]["note"])
+
+    def offline(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ledger.verify_extract", "--checkpoints",
+                               str(path), "--trust", str(pem), *extra], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    good = offline(listing, "--kept", str(kept))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("VALID") and "the kept checkpoint is among them" in good.stdout
+
+    original = parse_checkpoint(items[0]["note"])
+    signer = KeyStore(tmp_path / "keys", PASSPHRASE).signer(original.key_name)
+    rewritten = make_checkpoint(original.origin, original.tree_size, bytes(32),
+                                original.issued_at, original.chain_root, signer.kid,
+                                signer.public_key, signer.sign)
+    kept.write_text(rewritten.note)
+    bad = offline(listing, "--kept", str(kept))
+    assert bad.returncode == 1 and "the log was rewritten" in bad.stdout
+
+    grown = [i for i, item in enumerate(items) if item.get("consistency", {}).get("proof")]
+    assert grown, "the listing has no checkpoint that grew the log"
+    broken = json.loads(listing.read_text())
+    proof = broken["checkpoints"][grown[0]]["consistency"]["proof"]
+    proof[0] = "00" * 32
+    listing.write_text(json.dumps(broken))
+    bad = offline(listing)
+    assert bad.returncode == 1 and "does not extend the one before it" in bad.stdout
