@@ -21,7 +21,7 @@ from ledger.settings import Settings
 from ledger.verify_extract import verify_extract
 
 
-def main(runs: int = 21) -> None:
+def main(runs: int = 101) -> None:
     gc.freeze()
     app = CreditLedger(Settings(database_url=sys.argv[1], keys_dir=Path(sys.argv[2]),
                                 passphrase=sys.argv[3]))

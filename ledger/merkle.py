@@ -100,19 +100,29 @@ class CompactRange:
 # -- building proofs from stored perfect-subtree nodes ----------------------------------------
 
 
-def range_hash(start: int, end: int, node: NodeSource) -> bytes:
-    """MTH of leaves [start, end), where start is aligned as the RFC's recursion leaves it."""
+def range_hash(start: int, end: int, node: NodeSource,
+               memo: dict[tuple[int, int], bytes] | None = None) -> bytes:
+    """MTH of leaves [start, end), where start is aligned as the RFC's recursion leaves it.
+    ``memo`` keeps the hashes of ranges that are not stored subtrees (the tree's right edge),
+    which every proof into the same tree recomputes otherwise."""
     n = end - start
     if n == 0:
         return EMPTY_ROOT
     if n & (n - 1) == 0 and start % n == 0:
         level = n.bit_length() - 1
         return node(level, start >> level)
+    if memo is not None and (start, end) in memo:
+        return memo[(start, end)]
     k = split_point(n)
-    return hash_children(range_hash(start, start + k, node), range_hash(start + k, end, node))
+    value = hash_children(range_hash(start, start + k, node, memo),
+                          range_hash(start + k, end, node, memo))
+    if memo is not None:
+        memo[(start, end)] = value
+    return value
 
 
-def inclusion_proof(index: int, size: int, node: NodeSource) -> list[bytes]:
+def inclusion_proof(index: int, size: int, node: NodeSource,
+                    memo: dict[tuple[int, int], bytes] | None = None) -> list[bytes]:
     """PATH(index, D[0:size]) of RFC 6962 §2.1.1, leaf-side first."""
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of size {size}")
@@ -121,10 +131,10 @@ def inclusion_proof(index: int, size: int, node: NodeSource) -> list[bytes]:
     while end - start > 1:
         k = split_point(end - start)
         if index < start + k:
-            path.append(range_hash(start + k, end, node))
+            path.append(range_hash(start + k, end, node, memo))
             end = start + k
         else:
-            path.append(range_hash(start, start + k, node))
+            path.append(range_hash(start, start + k, node, memo))
             start += k
     path.reverse()
     return path
@@ -141,8 +151,9 @@ def inclusion_proofs(indexes: Sequence[int], size: int,
         wanted.add((level, index))
         return bytes(HASH_SIZE)
 
+    recorded: dict[tuple[int, int], bytes] = {}
     for index in indexes:
-        inclusion_proof(index, size, record)
+        inclusion_proof(index, size, record, recorded)
     nodes = fetch(wanted)
 
     def stored(level: int, index: int) -> bytes:
@@ -152,7 +163,8 @@ def inclusion_proofs(indexes: Sequence[int], size: int,
             raise LookupError(f"the stored tree has no node at level {level}, index {index}"
                               ) from None
 
-    return {index: inclusion_proof(index, size, stored) for index in indexes}
+    memo: dict[tuple[int, int], bytes] = {}
+    return {index: inclusion_proof(index, size, stored, memo) for index in indexes}
 
 
 def consistency_proof(size1: int, size2: int, node: NodeSource) -> list[bytes]:
