@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.memory import PeakMemory
 from ledger.application import CreditLedger
 from ledger.settings import Settings
 from projections.runner import ProjectionRunner
@@ -17,15 +17,14 @@ def main() -> None:
     ledger = CreditLedger(Settings(database_url=sys.argv[1], keys_dir=Path(sys.argv[2])))
     try:
         events = ledger.event_count()
-        started = time.perf_counter()
-        ProjectionRunner(ledger).rebuild("subjects")
-        elapsed = time.perf_counter() - started
+        with PeakMemory() as peak:
+            started = time.perf_counter()
+            ProjectionRunner(ledger).rebuild("subjects")
+            elapsed = time.perf_counter() - started
     finally:
         ledger.close()
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"events": events, "seconds": elapsed, "events_per_s": events / elapsed,
-                      "peak_rss_mb": max(own, workers) / 1024}))
+                      "peak_rss_mb": peak.mb}))
 
 
 if __name__ == "__main__":
