@@ -20,8 +20,10 @@ from cli.common import (
     opened,
     parse_time,
     progress_bar,
+    runner,
     services,
     settings,
+    writing,
 )
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
@@ -43,7 +45,7 @@ DEV_PASSPHRASE = "credit-ledger-demo-only-NOT-FOR-PRODUCTION"
 def init(as_json: bool) -> None:
     """Create the ledger: the platform key, every Lin'an authority with its key, and the policy
     versions kept in the repository."""
-    with opened() as ledger:
+    with writing() as ledger:
         kids = [ledger.initialise(LINAN_AUTHORITIES[0])]
         kids += [ledger.register_authority(p) for p in LINAN_AUTHORITIES[1:]]
         policies = CreditServices(ledger).publish_bundled(CREDIT_OFFICE)
@@ -77,6 +79,12 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
             return
         with progress_bar("demo city: actions", None) as progress:
             summary = demo_city.build(ledger, subjects, seed, progress)
+        if ledger.settings.projections == "embedded":
+            # into an empty ledger: a rebuild is the fast way to read models (workers on a big city)
+            run = runner(ledger)
+            for name in ("keys", "checkpoints", "subjects"):
+                with progress_bar(f"read models: {name}", None) as progress:
+                    run.rebuild(name, progress=progress)
         emit(as_json, {"written": True, **vars(summary)},
              f"demo city written to {redacted(config.database_url)}: {summary.subjects} subjects, "
              f"{summary.records} records, {summary.corrections} corrections, "
@@ -147,7 +155,7 @@ def verify(as_json: bool, trust: Path | None) -> None:
 @json_option
 def checkpoint(as_json: bool) -> None:
     """Sign a checkpoint of the whole log now and print its note."""
-    with opened() as ledger:
+    with writing() as ledger:
         cp = ledger.checkpoint()
     emit(as_json, {"tree_size": cp.tree_size, "root_hash": cp.root_hash.hex(),
                    "issued_at": cp.issued_at.isoformat(), "kid": cp.key_name, "note": cp.note},
@@ -193,7 +201,7 @@ def keys_list(as_json: bool) -> None:
 def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
                   expires: str | None) -> None:
     """Register a new AUTHORITY with a newly generated key pair."""
-    with opened() as ledger:
+    with writing() as ledger:
         kid = ledger.register_authority(AuthorityProfile(authority, kind, name_zh, name_en),
                                         expires_at=parse_time(expires) if expires else None)
     click.echo(f"registered {authority} with key {kid}")
@@ -204,7 +212,7 @@ def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
 @click.option("--expires", type=str, help="Expiry of the new key (ISO date; China time).")
 def keys_rotate(authority: str, expires: str | None) -> None:
     """Give AUTHORITY a new key; its current key is retired from now."""
-    with opened() as ledger:
+    with writing() as ledger:
         kid = ledger.rotate_key(authority, expires_at=parse_time(expires) if expires else None)
     click.echo(f"{authority} now signs with {kid}")
 
@@ -216,7 +224,7 @@ def keys_rotate(authority: str, expires: str | None) -> None:
               help="Revoked from this time (ISO; default now); may lie in the past.")
 def keys_revoke(kid: str, reason: str, at: str | None) -> None:
     """Revoke key KID: events it signs from then on fail verification."""
-    with opened() as ledger:
+    with writing() as ledger:
         ledger.revoke_key(kid, reason=reason, revoked_at=parse_time(at) if at else None)
     click.echo(f"revoked {kid}")
 

@@ -78,13 +78,20 @@ def opened(config: Settings | None = None) -> Iterator[CreditLedger]:
 
 
 @contextmanager
-def services() -> Iterator[CreditServices]:
-    """The credit services; in embedded mode the read models catch up after the command, so
-    what was just written can be read back at once."""
-    with opened() as ledger:
-        yield CreditServices(ledger)
+def writing(config: Settings | None = None) -> Iterator[CreditLedger]:
+    """The ledger for a command that writes; in embedded mode the read models catch up after
+    the command, so what was just written can be read back at once."""
+    with opened(config) as ledger:
+        yield ledger
         if ledger.settings.projections == "embedded":
             runner(ledger).catch_up()
+
+
+@contextmanager
+def services() -> Iterator[CreditServices]:
+    """The credit services, for a command that writes (see ``writing``)."""
+    with writing() as ledger:
+        yield CreditServices(ledger)
 
 
 def runner(ledger: CreditLedger) -> ProjectionRunner:

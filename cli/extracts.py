@@ -15,7 +15,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from cli.common import credit, fail, opened, parse_time, settings, subject_ref
+from cli.common import credit, fail, opened, parse_time, settings, subject_ref, writing
 from domain.identifiers import mask_subject_key
 from ledger import merkle, tables
 from ledger.checkpoint import parse_checkpoint
@@ -43,7 +43,7 @@ def _as_of(text: str | None) -> datetime | None:
 def extract(subject_text: str, as_of: str | None, output: Path) -> None:
     """Issue a signed extract of a subject's credit history that a court verifies offline."""
     ref = subject_ref(subject_text)
-    with opened() as ledger:
+    with writing() as ledger:
         issued = ExtractIssuer(ledger).issue(ref.key, _as_of(as_of))
     output.write_text(issued.to_json(), encoding="utf-8")
     payload = issued.payload

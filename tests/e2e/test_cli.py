@@ -59,6 +59,11 @@ def test_the_demo_city_loads_verifies_and_is_not_written_twice(database_url: str
     report = json.loads(demo("verify", "--json").stdout)
     assert report["ok"] is True and report["failures"] == []
     assert report["events"] == demo.events() > 25
+    # the read models are built with the city: `make run` points at `credit lookup` next
+    status = json.loads(demo("project", "--status", "--json").stdout)["projections"]
+    assert {p["name"]: p["behind"] for p in status} == {"checkpoints": 0, "keys": 0, "subjects": 0}
+    found = json.loads(demo("lookup", "杭州", "--json").stdout)["subjects"]
+    assert found and all("杭州" in s["name"] for s in found)
     again = demo("demo", "--subjects", "25", "--seed", "7")
     assert "nothing written" in again.stdout
     assert demo.events() == report["events"]
