@@ -5,6 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_PASSPHRASE := credit-ledger-demo-only-NOT-FOR-PRODUCTION
 
 .PHONY: run test lint typecheck unit bench clean help
 
@@ -24,7 +25,9 @@ run: $(STAMP)
 	$(BIN)/credit demo
 	$(BIN)/credit verify
 	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it). Try: $(BIN)/credit keys list;"
-	@echo "  $(BIN)/credit lookup 杭州; $(BIN)/credit history SUBJECT; $(BIN)/credit extract SUBJECT -o var/extract.json;"
+	@echo "  $(BIN)/credit lookup 杭州; $(BIN)/credit history SUBJECT;"
+	@echo "  CREDIT_KEY_PASSPHRASE=$(DEMO_PASSPHRASE) $(BIN)/credit extract SUBJECT -o var/extract.json"
+	@echo "    (signing needs the keys' passphrase; the demo's is the development one above);"
 	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
 
 lint: $(STAMP)
