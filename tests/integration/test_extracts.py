@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -48,12 +48,14 @@ Payload = dict[str, Any]
 
 
 @pytest.fixture
-def app(scenario: Settings) -> Iterator[CreditLedger]:
-    ledger = CreditLedger(scenario)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
+def settings(scenario: Settings) -> Settings:
+    """The shared `ledger` fixture, opened on a copy of the scenario ledger."""
+    return scenario
+
+
+@pytest.fixture
+def app(ledger: CreditLedger) -> CreditLedger:
+    return ledger
 
 
 def platform_key(app: CreditLedger) -> bytes:
