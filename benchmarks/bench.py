@@ -34,10 +34,10 @@ from domain import clock
 from domain.authorities import LINAN_AUTHORITIES
 from domain.identifiers import SubjectRef
 from ledger.application import CreditLedger
-from ledger.demo import make_resident_id, make_uscc
-from ledger.policy_files import bundled_policies
-from ledger.services import CreditServices, RecordSubmission
 from ledger.settings import Settings
+from workflows.demo_city import make_resident_id, make_uscc
+from workflows.policy_files import bundled_policies
+from workflows.services import CreditServices, RecordSubmission
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 PG_ADMIN_URL = os.environ.get("CREDIT_BENCH_PG_URL",

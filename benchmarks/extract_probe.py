@@ -1,7 +1,7 @@
 """Time issuing and verifying the extract of the bench's 50-event subject; print JSON.
 
 Issuing includes the fresh checkpoint an extract as of now rests on (a signed write); verifying
-includes parsing the file, as `python -m ledger.verify_extract` does.
+includes parsing the file, as `python -m proofs.verify_extract` does.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from benchmarks.bench import EXTRACT_SUBJECT
 from domain import clock
 from ledger.application import CreditLedger
-from ledger.extract import ExtractIssuer
 from ledger.settings import Settings
-from ledger.verify_extract import verify_extract
+from proofs.verify_extract import verify_extract
+from workflows.extracts import ExtractIssuer
 
 
 def main(runs: int = 101) -> None:

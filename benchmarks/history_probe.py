@@ -12,8 +12,8 @@ from pathlib import Path
 
 from benchmarks.bench import HISTORY_SUBJECTS
 from ledger.application import CreditLedger
-from ledger.services import CreditServices
 from ledger.settings import Settings
+from workflows.services import CreditServices
 
 
 def main(runs: int = 21) -> None:

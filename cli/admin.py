@@ -6,36 +6,28 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
-from sqlalchemy import create_engine, inspect
 
 from cli.common import (
     as_option,
     credit,
     emit,
-    fail,
     json_option,
     opened,
     parse_time,
+    print_table,
     progress_bar,
+    reading,
     runner,
     services,
     settings,
     writing,
 )
-from domain import clock
-from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
-from keys.signer import fingerprint, public_key_from_pem, public_key_to_pem
-from ledger import demo as demo_city
-from ledger import tables
-from ledger.application import EVENTS_TABLE
-from ledger.policy_files import read_policy_file
-from ledger.services import CreditServices
-from ledger.settings import Settings
-from ledger.storage import prepare_database, redacted
-from ledger.verify import LedgerVerifier
+from domain.authorities import AuthorityProfile
+from workflows import administration, demo_city
+from workflows.policy_files import read_policy_file
+from workflows.session import redacted
 
 DEV_PASSPHRASE = "credit-ledger-demo-only-NOT-FOR-PRODUCTION"
 
@@ -46,9 +38,7 @@ def init(as_json: bool) -> None:
     """Create the ledger: the platform key, every Lin'an authority with its key, and the policy
     versions kept in the repository."""
     with writing() as ledger:
-        kids = [ledger.initialise(LINAN_AUTHORITIES[0])]
-        kids += [ledger.register_authority(p) for p in LINAN_AUTHORITIES[1:]]
-        policies = CreditServices(ledger).publish_bundled(CREDIT_OFFICE)
+        kids, policies = administration.initialise_city(ledger)
         url = redacted(ledger.settings.database_url)
         emit(as_json, {"database": url, "keys": kids, "policies": policies,
                        "events": ledger.event_count()},
@@ -94,25 +84,6 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
              f"{summary.key_rotations} key rotations: {summary.events} signed events")
 
 
-def trusted_keys(config: Settings, trust: Path | None) -> list[bytes] | None:
-    """The platform keys to trust: --trust, else the platform's public keys in the key folder."""
-    if trust is not None:
-        try:
-            return [public_key_from_pem(trust.read_bytes())]
-        except OSError as exc:
-            fail(f"cannot read {trust}: {exc.strerror}")
-        except ValueError as exc:
-            fail(f"{trust}: {exc}")
-    files = sorted(config.keys_dir.glob("platform-*.pub")) if config.keys_dir.is_dir() else []
-    keys = []
-    for path in files:
-        try:
-            keys.append(public_key_from_pem(path.read_bytes()))
-        except (OSError, ValueError) as exc:
-            fail(f"cannot read platform public key {path}: {exc}")
-    return keys or None
-
-
 @credit.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--trust", type=click.Path(path_type=Path, dir_okay=False),
@@ -120,22 +91,11 @@ def trusted_keys(config: Settings, trust: Path | None) -> list[bytes] | None:
 def verify(as_json: bool, trust: Path | None) -> None:
     """Check every signature, the Merkle log, versions and checkpoints; exit 1 on any failure."""
     config = settings()
-    trusted = trusted_keys(config, trust)
-    # Not through CreditLedger: opening the application checks the key registry, and verify
-    # must report a broken registry, not stop at it.
-    engine = create_engine(prepare_database(config.database_url))
-    try:
-        if not inspect(engine).has_table(EVENTS_TABLE):
-            fail(f"there is no ledger at {redacted(config.database_url)}: "
-                 "run `credit init` or `credit demo` first")
-        verifier = LedgerVerifier(engine, tables.events_table(EVENTS_TABLE),
-                                  trusted_platform_keys=trusted)
-        total = verifier.count_events() if sys.stderr.isatty() else None
-        with progress_bar("verifying events", total) as progress:
-            verifier.progress = progress
-            report = verifier.run()
-    finally:
-        engine.dispose()
+    verification = administration.StoreVerification(
+        config, administration.trusted_platform_keys(config, trust))
+    total = verification.count_events() if sys.stderr.isatty() else None
+    with progress_bar("verifying events", total) as progress:
+        report = verification.run(progress)
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     elif report.ok:
@@ -156,7 +116,7 @@ def verify(as_json: bool, trust: Path | None) -> None:
 def checkpoint(as_json: bool) -> None:
     """Sign a checkpoint of the whole log now and print its note."""
     with writing() as ledger:
-        cp = ledger.checkpoint()
+        cp = administration.sign_checkpoint(ledger)
     emit(as_json, {"tree_size": cp.tree_size, "root_hash": cp.root_hash.hex(),
                    "issued_at": cp.issued_at.isoformat(), "kid": cp.key_name, "note": cp.note},
          cp.note.rstrip("\n"))
@@ -174,21 +134,14 @@ def keys() -> None:
 @json_option
 def keys_list(as_json: bool) -> None:
     """Every key in the ledger's key registry, with its validity."""
-    with opened(replace(settings(), passphrase=None)) as ledger:
-        registry = ledger.registry
-    now = clock.now()
-    rows: list[dict[str, Any]] = [
-        {"kid": k.kid, "authority": k.authority, "fingerprint": fingerprint(k.public_key),
-         "valid_from": k.valid_from.isoformat(),
-         "expires_at": k.expires_at.isoformat() if k.expires_at else None,
-         "retired_at": k.retired_at.isoformat() if k.retired_at else None,
-         "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-         "status": k.status_at(now)}
-        for k in registry.keys.values()
-    ]
-    text = "\n".join(f"{r['kid']:<24} {r['authority']:<14} {r['status']:<8} {r['fingerprint']} "
-                     f"from {r['valid_from'][:10]}" for r in rows) or "no keys"
-    emit(as_json, {"keys": rows}, text)
+    with opened(reading()) as ledger:
+        rows = administration.key_rows(ledger)
+    if as_json or not rows:
+        emit(as_json, {"keys": rows}, "no keys")
+        return
+    print_table(["key", "authority", "status", "fingerprint", "from"],
+                [[r["kid"], r["authority"], r["status"], r["fingerprint"], r["valid_from"][:10]]
+                 for r in rows])
 
 
 @keys.command("generate")
@@ -202,8 +155,9 @@ def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
                   expires: str | None) -> None:
     """Register a new AUTHORITY with a newly generated key pair."""
     with writing() as ledger:
-        kid = ledger.register_authority(AuthorityProfile(authority, kind, name_zh, name_en),
-                                        expires_at=parse_time(expires) if expires else None)
+        kid = administration.register_authority(
+            ledger, AuthorityProfile(authority, kind, name_zh, name_en),
+            expires_at=parse_time(expires) if expires else None)
     click.echo(f"registered {authority} with key {kid}")
 
 
@@ -213,7 +167,8 @@ def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
 def keys_rotate(authority: str, expires: str | None) -> None:
     """Give AUTHORITY a new key; its current key is retired from now."""
     with writing() as ledger:
-        kid = ledger.rotate_key(authority, expires_at=parse_time(expires) if expires else None)
+        kid = administration.rotate_key(ledger, authority,
+                                        expires_at=parse_time(expires) if expires else None)
     click.echo(f"{authority} now signs with {kid}")
 
 
@@ -225,7 +180,7 @@ def keys_rotate(authority: str, expires: str | None) -> None:
 def keys_revoke(kid: str, reason: str, at: str | None) -> None:
     """Revoke key KID: events it signs from then on fail verification."""
     with writing() as ledger:
-        ledger.revoke_key(kid, reason=reason, revoked_at=parse_time(at) if at else None)
+        administration.revoke_key(ledger, kid, reason, revoked_at=parse_time(at) if at else None)
     click.echo(f"revoked {kid}")
 
 
@@ -234,9 +189,9 @@ def keys_revoke(kid: str, reason: str, at: str | None) -> None:
 def keys_export(authority: str) -> None:
     """Print AUTHORITY's current public key as PEM (``platform`` for the platform's), to hand to
     courts and others who verify extracts and checkpoints."""
-    with opened(replace(settings(), passphrase=None)) as ledger:
-        key = ledger.registry.key_for_signing(authority, clock.now())
-    click.echo(public_key_to_pem(key.public_key).decode("ascii"), nl=False)
+    with opened(reading()) as ledger:
+        pem = administration.public_key_pem(ledger, authority)
+    click.echo(pem, nl=False)
 
 
 # -- policies -------------------------------------------------------------------------------------
@@ -266,10 +221,10 @@ def policy_publish(file: Path, actor: str, as_json: bool) -> None:
 @json_option
 def policy_list(as_json: bool) -> None:
     """The published policy versions, by kind, with their dates."""
-    with opened(replace(settings(), passphrase=None)) as ledger:
-        rows = [{"kind": kind, "version": p.version, "effective_from": p.effective_from.isoformat(),
-                 "source": p.source}
-                for kind, versions in ledger.policies.versions.items() for p in versions]
-    emit(as_json, {"policies": rows},
-         "\n".join(f"{r['kind']:<10} {r['version']:<8} from {r['effective_from']}  {r['source']}"
-                   for r in rows) or "no policies published")
+    with opened(reading()) as ledger:
+        rows = administration.policy_rows(ledger)
+    if as_json or not rows:
+        emit(as_json, {"policies": rows}, "no policies published")
+        return
+    print_table(["kind", "version", "in force from", "source"],
+                [[r["kind"], r["version"], r["effective_from"], r["source"]] for r in rows])

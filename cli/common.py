@@ -11,31 +11,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from eventsourcing.persistence import PersistenceError
-from sqlalchemy import create_engine
 
-from domain.base import CHINA_TIME, DomainError
-from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
-from domain.policies import NoPolicyInForce, PolicyError
+from domain.clock import CHINA_TIME
+from domain.identifiers import SubjectRef, parse_subject
 from domain.records import today_in_china
-from keys.registry import KeyRegistryError
-from keys.store import KeyStoreError
-from ledger.application import CreditLedger
-from ledger.errors import LedgerError
-from ledger.mapper import UnsignableEvent
-from ledger.recorder import LedgerCorrupted
-from ledger.services import CreditServices
-from ledger.settings import Settings
-from ledger.storage import StoreUnavailable, prepare_database
 from projections.runner import ProjectionRunner
-
-# Errors that are the user's input or environment, reported as one sentence; anything else is a
-# bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    LedgerError, DomainError, KeyStoreError, KeyRegistryError, StoreUnavailable,
-    LedgerCorrupted, InvalidIdentifier, UnsignableEvent, PersistenceError, PolicyError,
-    NoPolicyInForce,
-)
+from workflows.services import CreditServices
+from workflows.session import USER_ERRORS, CreditLedger, Settings, read_only
+from workflows.session import opened as opened_ledger
 
 
 class CreditGroup(click.Group):
@@ -68,13 +51,15 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+def reading() -> Settings:
+    """The configured ledger, opened to read only (no passphrase needed)."""
+    return read_only(settings())
+
+
 @contextmanager
 def opened(config: Settings | None = None) -> Iterator[CreditLedger]:
-    ledger = CreditLedger(config or settings())
-    try:
+    with opened_ledger(config or settings()) as ledger:
         yield ledger
-    finally:
-        ledger.close()
 
 
 @contextmanager
@@ -95,9 +80,7 @@ def services() -> Iterator[CreditServices]:
 
 
 def runner(ledger: CreditLedger) -> ProjectionRunner:
-    url = ledger.settings.projections_url
-    engine = create_engine(prepare_database(url)) if url else None
-    return ProjectionRunner(ledger, engine)
+    return ProjectionRunner.for_ledger(ledger)
 
 
 @contextmanager
@@ -119,6 +102,20 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Rows in aligned columns: rich measures the width of Chinese names, a format spec does
+    not. Off a terminal the lines are not cut to 80 columns."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(*headers, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 1000,
+                      highlight=False, emoji=False, markup=False)
+    console.print(table)
 
 
 def parse_time(text: str) -> datetime:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import as_option, credit, emit, json_option, progress_bar, services
-from ledger.importer import Importer
+from workflows.importer import Importer
 
 
 @credit.command("import")

@@ -15,6 +15,7 @@ from cli.common import (
     opened,
     parse_day,
     parse_time,
+    print_table,
     progress_bar,
     runner,
     subject_ref,
@@ -22,6 +23,7 @@ from cli.common import (
 from domain.identifiers import mask_person_name, mask_subject_key
 from domain.records import today_in_china
 from projections.schema import TABLES
+from workflows.services import CreditServices
 
 
 def _flags(record: dict[str, Any]) -> str:
@@ -75,7 +77,6 @@ def history(subject_text: str, as_of: str | None, known_at: str | None, as_json:
     (read through the subject index) under the policies in force then."""
     ref = subject_ref(subject_text)
     with opened() as ledger:
-        from ledger.services import CreditServices
         state = CreditServices(ledger).state(ref.key, parse_day("--as-of", as_of),
                                              _known(known_at))
     if as_json:
@@ -110,7 +111,6 @@ def diff(subject_text: str, start: str, end: str | None, known_at: str | None,
     last = parse_day("--to", end) or today_in_china()
     assert first is not None
     with opened() as ledger:
-        from ledger.services import CreditServices
         result = CreditServices(ledger).diff(ref.key, first, last, _known(known_at))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")},
@@ -144,9 +144,12 @@ def project(names: tuple[str, ...], follow: bool, interval: float, show_status: 
         run = runner(ledger)
         if show_status:
             rows = run.status()
-            emit(as_json, {"projections": rows}, "\n".join(
-                f"{r['name']:<12} generation {r['generation']}  position {r['position']}  "
-                f"as of {r['as_of']}  behind {r['behind']}" for r in rows))
+            if as_json:
+                emit(as_json, {"projections": rows}, "")
+            else:
+                print_table(["read model", "generation", "position", "as of", "behind"],
+                            [[r["name"], r["generation"], r["position"], r["as_of"], r["behind"]]
+                             for r in rows])
             return
         if follow:
             click.echo(f"following {', '.join(names or TABLES)} (Ctrl-C to stop)", err=True)
@@ -198,7 +201,11 @@ def lookup(query: str, limit: int, as_json: bool) -> None:
         run = runner(ledger)
         run.setup()
         rows = search_subjects(run.engine, query, limit)
-    emit(as_json, {"subjects": rows}, "\n".join(
-        f"{r['subject']:<26} {r['name'] or '':<24} grade {r['grade']} ({r['points']})"
-        + (" black list" if r["black_listed"] else "") + (" red list" if r["red_listed"] else "")
-        + f"  {r['records']} records" for r in rows) or "no subject found")
+    if as_json or not rows:
+        emit(as_json, {"subjects": rows}, "no subject found")
+        return
+    print_table(["subject", "name", "grade", "lists", "records"],
+                [[r["subject"], r["name"] or "", f"{r['grade']} ({r['points']})",
+                  " ".join(name for name, on in (("black list", r["black_listed"]),
+                                                 ("red list", r["red_listed"])) if on),
+                  r["records"]] for r in rows])

@@ -26,7 +26,7 @@ from cli.common import (
 )
 from domain.identifiers import mask_subject_key
 from domain.listings import listing_id
-from ledger.services import RecordSubmission
+from workflows.services import RecordSubmission
 
 
 def pick(data: dict[str, Any], name: str, flag: Any, *, required: bool = True) -> Any:
@@ -210,7 +210,7 @@ def objection_raise(actor: str, subject_text: str | None, record_text: str | Non
             actor, subject=ref, target_kind=target_kind, target_id=target,
             grounds=pick(data, "grounds", grounds), raised_by="agent" if agent_name else "subject",
             agent=agent_name, raised_on=day_of(data, "on", on),
-            number_=pick(data, "number", number_, required=False))
+            number=pick(data, "number", number_, required=False))
     emit(as_json, {"number": num, "status": "raised"}, f"objection {num} raised")
 
 
@@ -352,7 +352,7 @@ def repair_apply(actor: str, record_text: str | None, evidence: tuple[str, ...],
         num = svc.apply_repair(actor, as_uuid("--record", pick(data, "record", record_text)),
                                evidence=items, commitment=pick(data, "commitment", commitment),
                                applied_on=day_of(data, "on", on),
-                               number_=pick(data, "number", number_, required=False))
+                               number=pick(data, "number", number_, required=False))
         checks = svc.repair_checks(num)
     emit(as_json, {"number": num, "checks": [vars(c) for c in checks]},
          f"repair application {num} received\n" + _checks_text(checks))
@@ -422,7 +422,7 @@ def list_add(actor: str, list_name: str | None, subject_text: str | None,
             notified_on=day_of(data, "notified", notified),
             removal_conditions=pick(data, "removal_conditions", removal_conditions,
                                     required=False) or "",
-            number_=pick(data, "number", number_, required=False))
+            number=pick(data, "number", number_, required=False))
         listing = svc.listing(num)
     emit(as_json, {"number": num, "start": listing.start.isoformat(),
                    "planned_end": listing.planned_end.isoformat()},
@@ -471,7 +471,7 @@ def commitment_make(actor: str, subject_text: str | None, text: str | None, cont
             text=pick(data, "text", text),
             context=pick(data, "context", context, required=False) or "",
             made_on=day_of(data, "on", on), due_on=day_of(data, "due", due),
-            number_=pick(data, "number", number_, required=False))
+            number=pick(data, "number", number_, required=False))
     emit(as_json, {"number": num}, f"commitment {num} recorded")
 
 

@@ -202,15 +202,11 @@ class Authority(LedgerAggregate):
         usable = [p for p in self.keys if p.usable_at(at)]
         return max(usable, key=lambda p: p.valid_from) if usable else None
 
-    def next_kid(self, year: int) -> str:
-        """Key ids read ``<code>-<year>-<n>``: the n-th key issued to the authority that year."""
-        prefix = f"{self.code}-{year}-"
-        used = [int(p.kid[len(prefix):]) for p in self.keys if p.kid.startswith(prefix)]
-        return f"{prefix}{max(used, default=0) + 1}"
 
 
-def first_kid(code: str, year: int) -> str:
-    return f"{code}-{year}-1"
+def numbered_kid(code: str, year: int, n: int) -> str:
+    """Key ids read ``<code>-<year>-<n>``: the n-th key issued to the authority that year."""
+    return f"{code}-{year}-{n}"
 
 
 def check_by_platform(actor: str) -> None:

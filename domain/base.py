@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain import clock
-
-# China has kept UTC+8 all year since 1991: a decision date is a day on that clock.
-CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
+from domain.clock import CHINA_TIME
 
 
 class DomainError(Exception):

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+
+# China has kept UTC+8 all year since 1991: a decision date is a day on that clock.
+CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
 
 _frozen: ContextVar[datetime | None] = ContextVar("credit_ledger_clock", default=None)
 
@@ -29,6 +32,12 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise NaiveTimeError(f"{moment.isoformat()} has no timezone")
     return moment.astimezone(UTC)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """The instant as naive UTC: how SQLite and PostgreSQL both store times, so they read the
+    same values back."""
+    return as_utc(moment).replace(tzinfo=None)
 
 
 @contextmanager

@@ -18,7 +18,9 @@ from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
 from domain import clock
-from domain.base import CHINA_TIME, DomainError, LedgerAggregate
+from domain.base import DomainError, LedgerAggregate
+from domain.clock import CHINA_TIME
+from domain.events import follows
 from domain.identifiers import SubjectRef
 from domain.policies import Catalogue
 
@@ -161,22 +163,18 @@ class CreditRecord(LedgerAggregate):
 
     # -- corrections ------------------------------------------------------------------------
 
+    @follows("CreditRecord.Corrected")
     class Corrected(LedgerAggregate.Event):
         """Fields corrected, naming the version superseded (and the objection ruling, if any).
 
         Version 2 added ``objection``; version 1 events are read with ``objection = None``.
         """
 
-        class_version = 2
         actor: str
         reason: str
         changes: dict[str, Any]
         supersedes: int
         objection: str | None
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["objection"] = None
 
     def correct(self, *, actor: str, reason: str, changes: dict[str, Any],
                 objection: str | None = None) -> None:

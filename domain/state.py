@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
+from domain.clock import CHINA_TIME
 from domain.grading import grade
 from domain.periods import add_months, add_years
 from domain.policies import Catalogue, Policy, PolicyBook, PolicyError, parse_policy
 
 REDUCER_VERSION = "subject-state/1"
-CHINA = timezone(timedelta(hours=8))
 
 
 class Fact(NamedTuple):
@@ -47,7 +47,7 @@ class Fact(NamedTuple):
     @property
     def recorded_on(self) -> date:
         """The China calendar day the event was recorded."""
-        return self.recorded_at.astimezone(CHINA).date()
+        return self.recorded_at.astimezone(CHINA_TIME).date()
 
 
 def kind_of(topic: str) -> str:
@@ -56,7 +56,7 @@ def kind_of(topic: str) -> str:
 
 def end_of_day(day: date) -> datetime:
     """The last instant of a China calendar day, in UTC (the default ``known_at`` for a date)."""
-    return (datetime(day.year, day.month, day.day, tzinfo=CHINA) + timedelta(days=1)
+    return (datetime(day.year, day.month, day.day, tzinfo=CHINA_TIME) + timedelta(days=1)
             - timedelta(microseconds=1)).astimezone(UTC)
 
 
@@ -194,25 +194,25 @@ def _record_submitted(r: _Replay, f: Fact) -> None:
     d = f.data
     r.records[f.aggregate_id] = _Record(
         f.aggregate_id, f.actor, d["item_code"], d["decision_number"], d["decision_date"],
-        d["summary"], dict(d.get("details") or {}), f.position)
+        d["summary"], dict(d["details"] or {}), f.position)
 
 
 def _record_corrected(r: _Replay, f: Fact) -> None:
     record = r.records.get(f.aggregate_id)
     if record is None:
         return
-    changes = dict(f.data.get("changes") or {})
+    changes = dict(f.data["changes"] or {})
     for name, value in changes.items():
         if name in ("decision_number", "decision_date", "summary", "details"):
             setattr(record, name, value)
-    record.corrections.append({"on": f.recorded_on, "reason": f.data.get("reason"),
-                               "fields": sorted(changes), "objection": f.data.get("objection")})
+    record.corrections.append({"on": f.recorded_on, "reason": f.data["reason"],
+                               "fields": sorted(changes), "objection": f.data["objection"]})
 
 
 def _record_revoked(r: _Replay, f: Fact) -> None:
     if f.aggregate_id in r.records:
-        r.records[f.aggregate_id].revoked = {"on": f.recorded_on, "reason": f.data.get("reason"),
-                                             "objection": f.data.get("objection")}
+        r.records[f.aggregate_id].revoked = {"on": f.recorded_on, "reason": f.data["reason"],
+                                             "objection": f.data["objection"]}
 
 
 def _record_disclosure_ended(r: _Replay, f: Fact) -> None:
@@ -250,7 +250,7 @@ def _objection_event(r: _Replay, f: Fact) -> None:
         o.review, o.review_on = "requested", d["requested_on"]
     elif step == "ReviewRuled":
         o.review, o.review_on = d["result"], d["ruled_on"]
-        if d.get("outcome"):
+        if d["outcome"]:
             o.outcome = d["outcome"]
 
 
@@ -265,7 +265,7 @@ def _repair_decided(r: _Replay, f: Fact) -> None:
     if repair is not None:
         repair.decision = "approved" if f.data["approved"] else "refused"
         repair.decided_on = f.data["decided_on"]
-        repair.checks = list(f.data.get("checks") or [])
+        repair.checks = list(f.data["checks"] or [])
 
 
 def _listed(r: _Replay, f: Fact) -> None:
@@ -280,14 +280,14 @@ def _listing_removed(r: _Replay, f: Fact) -> None:
     listing = r.listings.get(f.aggregate_id)
     if listing is not None:
         listing.removed_on = f.data["removed_on"]
-        listing.removal_reason = f.data.get("reason")
+        listing.removal_reason = f.data["reason"]
 
 
 def _commitment_made(r: _Replay, f: Fact) -> None:
     d = f.data
     r.commitments[f.aggregate_id] = _Commitment(f.aggregate_id, d["number"], d["text"],
-                                                d.get("context", ""), d["made_on"],
-                                                d.get("due_on"))
+                                                d["context"], d["made_on"],
+                                                d["due_on"])
 
 
 def _commitment_settled(r: _Replay, f: Fact) -> None:

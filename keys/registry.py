@@ -299,6 +299,3 @@ class KeyRegistry:
                  if self.keys[k].valid_from > key.valid_from]
         return key.valid_from, min(ends) if ends else None
 
-    def platform_keys(self) -> list[RegisteredKey]:
-        entry = self.authorities.get(PLATFORM)
-        return [self.keys[k] for k in entry.kids] if entry else []

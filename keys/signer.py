@@ -71,6 +71,3 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def unb64(text: str) -> bytes:
-    """Decode standard base64 strictly (no stray characters)."""
-    return base64.b64decode(text, validate=True)

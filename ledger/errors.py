@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 
 class LedgerError(Exception):
     """A command the ledger refuses; nothing was written."""
@@ -34,11 +32,6 @@ class RecordAlreadySubmitted(AlreadyRecorded):
 class NotFound(LedgerError):
     def __init__(self, what: str, key: object) -> None:
         super().__init__(f"no {what} {key}")
-
-
-class RecordNotFound(NotFound):
-    def __init__(self, record_id: UUID) -> None:
-        super().__init__("credit record", record_id)
 
 
 class SubjectNotRegistered(LedgerError):

@@ -1,7 +1,7 @@
 """The signing mapper: every domain event leaves the application as a signed envelope.
 
 Signing happens here, below the domain: aggregates stay free of keys and I/O. The envelope format
-and the signed bytes are specified in docs/FORMAT.md and implemented in ``ledger.envelope``.
+and the signed bytes are specified in docs/FORMAT.md and implemented in ``proofs.envelope``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain import events
+from domain.state import kind_of
 from keys.signer import Signer
-from ledger import envelope
+from proofs import envelope
 
 
 class UnsignableEvent(Exception):
@@ -169,11 +171,10 @@ class SigningMapper(Mapper[UUID]):
             originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
         )
         event_state["originator_version"] = stored_event.originator_version
-        class_version = getattr(cls, "class_version", 1)
-        from_version = event_state.pop("class_version", 1)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
-            from_version += 1
+        try:
+            events.upcast(kind_of(stored_event.topic), event_state)
+        except ValueError as exc:
+            raise MapperDeserialisationError(str(exc)) from exc
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return cast(DomainEventProtocol[UUID], domain_event)

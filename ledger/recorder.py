@@ -1,10 +1,13 @@
-"""The application recorder: events, their Merkle log entries and a checkpoint in one transaction.
+"""The application recorder: events, their log entries, chains and a checkpoint in one transaction.
 
-It extends eventsourcing-sqlalchemy's recorder in two ways:
-- rows go in with one multi-row ``INSERT ... RETURNING`` per batch (SQLAlchemy's insertmanyvalues)
-  instead of one ORM object per event, which is what made bulk ingest slow;
-- the same transaction appends the events to ``ledger_log``, stores the completed Merkle nodes and
-  writes a checkpoint signed by the platform, so no committed event is ever outside a checkpoint.
+It extends eventsourcing-sqlalchemy's recorder (tables, transactions, reads) in two ways:
+- rows go in through the database driver's own batch insert (``ledger/bulk.py``: ``executemany``
+  on SQLite, ``execute_values`` on PostgreSQL) instead of one ORM object per event, which is what
+  made bulk ingest slow;
+- the same transaction, under the write lock, appends the events to ``ledger_log`` with their leaf
+  hashes, stores the completed Merkle nodes, extends each subject's chain and the chain map
+  (``ledger/chain_map_store.py``) and writes a checkpoint signed by the platform, so no committed
+  event is ever outside a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -22,11 +25,14 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from ledger import chains, envelope, tables
+from domain.clock import naive_utc
+from ledger import tables
 from ledger.bulk import BulkWriter
-from ledger.chain_index import ChainIndex
-from ledger.checkpoint import Checkpoint
-from ledger.merkle import CompactRange
+from ledger.chain_map_store import ChainMapStore
+from ledger.library_seams import lock_events_table, notify_new_events
+from proofs import chain_map, envelope
+from proofs.checkpoint import Checkpoint
+from proofs.merkle import CompactRange
 
 
 class LedgerCorrupted(Exception):
@@ -47,11 +53,6 @@ class CheckpointSigner(Protocol):
     def __call__(self, tree_size: int, root_hash: bytes, chain_root: bytes) -> Checkpoint: ...
 
 
-def naive_utc(moment: datetime) -> datetime:
-    """Times are stored as naive UTC so that SQLite and PostgreSQL hold the same values."""
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 class LedgerRecorder(SQLAlchemyApplicationRecorder):
     def __init__(self, datastore: SQLAlchemyDatastore, *, events_table_name: str,
                  schema_name: str | None = None) -> None:
@@ -59,17 +60,18 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self.checkpoint_signer: CheckpointSigner | None = None
         assert datastore.engine is not None
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
-        self.chains = ChainIndex(datastore.engine.dialect.name)
+        self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
         self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
 
-    def _lock_table(self, session: Session) -> None:
+    def lock_for_append(self, session: Session) -> None:
+        """Take the write lock before the transaction reads anything it appends after."""
         assert self.datastore.engine is not None
         if self.datastore.engine.dialect.name == "sqlite":
             # A write statement, even one that changes nothing, makes pysqlite BEGIN and SQLite
             # take the database's write lock before this transaction reads anything.
             session.execute(text("UPDATE ledger_checkpoints SET seq = seq WHERE 0 = 1"))
         else:
-            super()._lock_table(session)
+            lock_events_table(self, session)
 
     @property
     def events_table(self) -> Any:
@@ -102,18 +104,18 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 size, hashes, root, chain_root = self._append_to_log(
                     tx, stored_events, notification_ids, log_entries)
                 self._write_checkpoint(tx, self.checkpoint_signer(size, root, chain_root))
-                self._notify_channel(tx)
+                notify_new_events(self, tx)
         except BaseException:
-            self.chains.discard()
+            self.chain_map_store.discard()
             raise
         self._head = (size, hashes)
-        self.chains.committed(size)
+        self.chain_map_store.committed(size)
         return notification_ids
 
     def _insert_rows(self, tx: Session, stored_events: Sequence[StoredEvent]) -> list[int]:
         # Lock first (PostgreSQL: the events table; SQLite: the database), so that what this
         # transaction reads next (the tree's size and edge) cannot change under it.
-        self._lock_table(tx)
+        self.lock_for_append(tx)
         return self.writer.insert_events(tx, stored_events)
 
     def _append_to_log(
@@ -125,7 +127,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     ) -> tuple[int, list[bytes], bytes, bytes]:
         last = tx.execute(select(func.max(tables.log.c.position))).scalar()
         size = 0 if last is None else int(last) + 1
-        self.chains.begin(size)
+        self.chain_map_store.begin(size)
         if self._head is not None and self._head[0] == size:
             hashes = list(self._head[1])
         else:
@@ -143,7 +145,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 event.originator_id, event.originator_version, event.topic, event.state
             )
             tree.append(leaf)
-            links.append((chains.chain_key(entry.subject, entry.stream), position, leaf))
+            links.append((chain_map.chain_key(entry.subject, entry.stream), position, leaf))
             rows.append((
                 position, nid, event.originator_id, event.originator_version, entry.stream,
                 entry.subject, naive_utc(entry.recorded_at),
@@ -151,7 +153,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             ))
         self.writer.insert_log(tx, rows)
         self.writer.insert_nodes(tx, new_nodes)
-        chain_root = self.chains.append(tx, links)
+        chain_root = self.chain_map_store.append(tx, links)
         return tree.size, list(tree.hashes), tree.root(), chain_root
 
     def _write_checkpoint(self, tx: Session, checkpoint: Checkpoint) -> None:
@@ -214,7 +216,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                 yield
         except BaseException:
             self._head = None  # the cached tree edge may belong to rolled-back rows
-            self.chains.discard()
+            self.chain_map_store.discard()
             raise
 
     def add_checkpoint(self) -> Checkpoint:
@@ -226,7 +228,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     def locked(self) -> Iterator[Session]:
         """A transaction holding the write lock: what it reads cannot change under it."""
         with self.transaction(commit=True) as tx:
-            self._lock_table(tx)
+            self.lock_for_append(tx)
             yield tx
 
     def checkpoint_in(self, tx: Session) -> Checkpoint:
@@ -236,8 +238,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         last = tx.execute(select(func.max(tables.log.c.position))).scalar()
         size = 0 if last is None else int(last) + 1
         tree = CompactRange(size, load_compact_range(tx, size))
-        self.chains.begin(size)
-        checkpoint = self.checkpoint_signer(size, tree.root(), self.chains.root(tx))
+        self.chain_map_store.begin(size)
+        checkpoint = self.checkpoint_signer(size, tree.root(), self.chain_map_store.root(tx))
         self._write_checkpoint(tx, checkpoint)
         return checkpoint
 

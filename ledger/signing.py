@@ -17,7 +17,7 @@ from keys.signer import Signer, b64
 from keys.store import KeyStore
 from ledger.errors import NotInitialised, PrivateKeyMismatch
 from ledger.mapper import SigningMapper
-from ledger.registry_events import REGISTERED_TOPIC, REGISTRY_TOPICS, registry_fact
+from proofs.registry_events import REGISTERED_TOPIC, REGISTRY_TOPICS, registry_fact
 
 
 class SigningSession:

@@ -5,7 +5,7 @@
 - ``ledger_tree``: the hash of every completed perfect subtree (levels 1 and up; level 0 is
   ``ledger_log.leaf_hash``), from which inclusion and consistency proofs are built.
 - ``ledger_checkpoints``: signed checkpoints (C2SP signed notes) over the tree.
-- ``ledger_chains``: each chain's length and head (``ledger.chains``: one chain per subject, one
+- ``ledger_chains``: each chain's length and head (``proofs.chain_map``: one chain per subject, one
   for the key registry, one for policies).
 - ``ledger_map``: the chain map's nodes (level 0: bucket hashes; level 16: the root), only those
   not empty; the root goes into every checkpoint.

@@ -1,7 +1,7 @@
 """``credit verify``: check the whole store against its signatures, its Merkle log and checkpoints.
 
-The checks (in ``ledger.verify_checks`` unless named here), each failure a short fact naming the
-notification, aggregate and version:
+The checks (in ``proofs.checks`` unless named here), each failure a class of ``proofs.failures``
+with its check's name and a short fact naming the notification, aggregate and version:
 
 1. key registry   every key event is signed by a platform key valid before it; the first one
                   registers the platform with the trusted key            (``check_registry``)
@@ -16,7 +16,7 @@ notification, aggregate and version:
 7. checkpoints    each is a well-formed note signed by a platform key valid at its time, its root
                   and chain root equal those recomputed from the stored events, and sizes never
                   shrink; where a root differs, a consistency proof from the stored tree tells an
-                  inconsistent checkpoint apart from altered events        (``check_checkpoint``)
+                  inconsistent checkpoint apart from altered events        (``check_stored_checkpoint``)
 8. coverage       the last checkpoint covers every event; events after it are reported
 9. chain index    ``ledger_chains`` holds each chain's recomputed length and head, and
                   ``ledger_map`` the recomputed root                            (``check_chains``)
@@ -40,21 +40,29 @@ from sqlalchemy.types import NullType
 
 from domain.identifiers import mask_subject_key
 from keys.registry import KeyRegistry
-from ledger import chains, envelope, merkle, tables
-from ledger.checkpoint import Checkpoint, MalformedCheckpoint, parse_checkpoint
-from ledger.registry_events import REGISTRY_TOPICS
-from ledger.registry_replay import Failure
-from ledger.verify_checks import (
+from ledger import tables
+from proofs import chain_map, envelope, merkle
+from proofs.checkpoint import Checkpoint
+from proofs.checks import (
     EventChecker,
     Row,
     check_chain_key,
-    check_checkpoint,
-    check_consistency,
     check_registry,
     check_rows_in_worker,
+    check_stored_checkpoint,
+    check_stored_consistency,
     init_worker,
     oid_text,
 )
+from proofs.failures import (
+    CHECK_ORDER,
+    ChainIndexMismatch,
+    CheckpointInvalid,
+    LogMismatch,
+    VerificationFailure,
+    VersionsBroken,
+)
+from proofs.registry_events import REGISTRY_TOPICS
 
 PAGE = 5000
 CHUNK = 1000
@@ -62,9 +70,7 @@ IN_FLIGHT = 3  # chunks queued per worker
 MAX_FAILURES_KEPT = 1000
 PROCESSES_FROM = 50_000  # events; below this, threads (no start-up cost) are faster overall
 
-# Order of checks for failures about the same event, so "the first failure" is stable.
-RANK = {"registry": 0, "envelope": 1, "key": 2, "signature": 3, "log": 4, "version": 5,
-        "checkpoint": 6, "chains": 7}
+RANK = {check: rank for rank, check in enumerate(CHECK_ORDER)}
 
 
 @dataclass
@@ -73,13 +79,13 @@ class VerifyReport:
     events: int = 0
     checkpoints: int = 0
     failure_count: int = 0
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[VerificationFailure] = field(default_factory=list)
     uncheckpointed: int = 0
     last_checkpoint_size: int | None = None
     trust: str = ""
 
     @property
-    def first_failure(self) -> Failure | None:
+    def first_failure(self) -> VerificationFailure | None:
         return self.failures[0] if self.failures else None
 
     def as_json(self) -> dict[str, Any]:
@@ -99,18 +105,18 @@ class _Failures:
     """Failures in notification order (then check order), keeping the first thousand."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[float, int, Failure]] = []
+        self.items: list[tuple[float, int, VerificationFailure]] = []
         self.count = 0
 
-    def add(self, check: str, failure: Failure) -> None:
+    def add(self, failure: VerificationFailure) -> None:
         self.count += 1
         nid = failure.notification_id
-        self.items.append((float("inf") if nid is None else nid, RANK[check], failure))
+        self.items.append((float("inf") if nid is None else nid, RANK[failure.check], failure))
         if len(self.items) > 2 * MAX_FAILURES_KEPT:
             self.items.sort(key=lambda t: (t[0], t[1]))
             del self.items[MAX_FAILURES_KEPT:]
 
-    def sorted(self) -> list[Failure]:
+    def sorted(self) -> list[VerificationFailure]:
         self.items.sort(key=lambda t: (t[0], t[1]))
         return [f for _, _, f in self.items[:MAX_FAILURES_KEPT]]
 
@@ -146,7 +152,7 @@ class LedgerVerifier:
         self.workers = workers or os.cpu_count() or 1
         self.processes = processes  # None: decide by the size of the store
         self.failures = _Failures()
-        self.chain_map = chains.ChainMap()
+        self.recomputed_map = chain_map.ChainMap()
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -232,7 +238,7 @@ class LedgerVerifier:
         registry, failures, report.trust = check_registry(
             ((r[0], oid_text(r[1]), r[2], r[3], bytes(r[4])) for r in rows), self.trusted)
         for failure in failures:
-            self.failures.add("registry", failure)
+            self.failures.add(failure)
         return registry
 
     # -- checks 2-5, 7, 8: one pass over the events ------------------------------------------
@@ -252,7 +258,7 @@ class LedgerVerifier:
     def _check_events(self, conn: Connection, registry: KeyRegistry, max_id: int,
                       last_seq: int, report: VerifyReport) -> int:
         tree = merkle.CompactRange()
-        chain_map = self.chain_map = chains.ChainMap()
+        recomputed_map = self.recomputed_map = chain_map.ChainMap()
         checkpoints = _Checkpoints(self._checkpoint_rows(conn, last_seq))
         log_rows = self._log_rows(conn, max_id)
         logged = next(log_rows, None)
@@ -261,9 +267,9 @@ class LedgerVerifier:
         last_nid: int | None = None
         seen = 0
         pool, check_rows = self._executor(registry, max_id)
-        futures: list[Future[list[tuple[str, Failure]]]] = []
+        futures: list[Future[list[VerificationFailure]]] = []
         try:
-            self._close_checkpoints(conn, registry, checkpoints, tree, chain_map, last_nid)
+            self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map, last_nid)
             for page in self._event_rows(conn, max_id):
                 chunk: list[Row] = []
                 for nid, raw_oid, version, topic, state in page:
@@ -274,26 +280,24 @@ class LedgerVerifier:
                         self._missing(logged)
                         logged = next(log_rows, None)
                     if logged is None or logged[1] != nid:
-                        fail("log", Failure(nid, oid, version,
-                                            "not in the ledger's log index: written outside the "
-                                            "ledger"))
-                        chain_map.append(chains.chain_key(None, "?"), leaf)
+                        fail(LogMismatch("not in the ledger's log index: written outside the "
+                                         "ledger", nid, oid, version))
+                        recomputed_map.append(chain_map.chain_key(None, "?"), leaf)
                     else:
                         if bytes(logged[4]) != leaf:
-                            fail("log", Failure(nid, oid, version,
-                                                "differs from the event the ledger logged at "
-                                                f"position {logged[0]}"))
+                            fail(LogMismatch("differs from the event the ledger logged at "
+                                             f"position {logged[0]}", nid, oid, version))
                         filed = check_chain_key(nid, oid, version, topic, state, logged[5],
                                                 logged[6])
                         if filed is not None:
-                            fail("log", Failure(nid, oid, version, filed))
-                        chain_map.append(chains.chain_key(logged[6], logged[5]), leaf)
+                            fail(LogMismatch(filed, nid, oid, version))
+                        recomputed_map.append(chain_map.chain_key(logged[6], logged[5]), leaf)
                         logged = next(log_rows, None)
                     tree.append(leaf)
                     last_nid = nid
                     chunk.append((nid, oid, version, topic, state))
                     if checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
-                        self._close_checkpoints(conn, registry, checkpoints, tree, chain_map,
+                        self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map,
                                                 last_nid)
                 futures.extend(pool.submit(check_rows, chunk[i:i + CHUNK])
                                for i in range(0, len(chunk), CHUNK))
@@ -310,8 +314,7 @@ class LedgerVerifier:
             self._missing(logged)
             logged = next(log_rows, None)
         while checkpoints.pending is not None:
-            fail("checkpoint", Failure(
-                None, None, None,
+            fail(CheckpointInvalid(
                 f"checkpoint {checkpoints.pending.seq} covers {checkpoints.pending.tree_size} "
                 f"events, but the store holds {tree.size}: events are missing from the end"))
             checkpoints.closed += 1
@@ -323,40 +326,38 @@ class LedgerVerifier:
 
     def _missing(self, logged: Any) -> None:
         position, nid, raw_oid, version = logged[:4]
-        self.failures.add("log", Failure(
-            nid, oid_text(raw_oid), version,
-            f"missing from the event store (the log holds it at position {position})"))
+        self.failures.add(LogMismatch(
+            f"missing from the event store (the log holds it at position {position})",
+            nid, oid_text(raw_oid), version))
 
-    def _collect(self, futures: list[Future[list[tuple[str, Failure]]]], *, wait: bool,
+    def _collect(self, futures: list[Future[list[VerificationFailure]]], *, wait: bool,
                  keep: int | None = None) -> None:
         """Take finished results in order; with ``wait`` all, with ``keep`` until at most that
         many are still pending."""
         while futures and (wait or futures[0].done() or (keep is not None and len(futures) > keep)):
-            for check, failure in futures.pop(0).result():
-                self.failures.add(check, failure)
+            for failure in futures.pop(0).result():
+                self.failures.add(failure)
 
     def _close_checkpoints(self, conn: Connection, registry: KeyRegistry,
                            checkpoints: _Checkpoints, tree: merkle.CompactRange,
-                           chain_map: chains.ChainMap, last_nid: int | None) -> None:
+                           recomputed_map: chain_map.ChainMap, last_nid: int | None) -> None:
         root = tree.root()
-        chain_root = chain_map.root()
+        chain_root = recomputed_map.root()
         while checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
             row = checkpoints.pending
             columns = (row.tree_size, bytes(row.root_hash), row.kid, row.issued_at)
-            reasons = check_checkpoint(registry, row.seq, row.note, columns, root, last_nid,
-                                       chain_root)
-            try:
-                current: Checkpoint | None = parse_checkpoint(row.note)
-            except MalformedCheckpoint:
-                current = None
-            if current is not None and checkpoints.previous is not None and reasons:
-                inconsistent = check_consistency(checkpoints.previous[1], current, row.seq,
-                                                 checkpoints.previous[0], stored_nodes(conn))
+            current, failures = check_stored_checkpoint(registry, row.seq, row.note, columns,
+                                                        root, last_nid, chain_root)
+            if current is not None and checkpoints.previous is not None and failures:
+                # tell an inconsistent checkpoint apart from altered events
+                inconsistent = check_stored_consistency(
+                    checkpoints.previous[1], current, row.seq, checkpoints.previous[0],
+                    stored_nodes(conn), last_nid)
                 if inconsistent:
-                    reasons.append(inconsistent)
-            for reason in reasons:
-                self.failures.add("checkpoint", Failure(last_nid, None, None, reason))
-            if not reasons and current is not None:
+                    failures.append(inconsistent)
+            for failure in failures:
+                self.failures.add(failure)
+            if not failures and current is not None:
                 checkpoints.previous = (row.seq, current)
             checkpoints.closed += 1
             checkpoints.last_size = tree.size
@@ -383,14 +384,13 @@ class LedgerVerifier:
             if version != expected:
                 missing = (f"version {expected} is missing" if version > expected
                            else f"version {version} appears twice")
-                self.failures.add("version", Failure(
-                    nid, oid_text(raw_oid), version,
-                    f"versions are not contiguous: {missing} before version {version}"))
+                self.failures.add(VersionsBroken(
+                    f"versions are not contiguous: {missing} before version {version}",
+                    nid, oid_text(raw_oid), version))
             elif position is not None and subject != first_subject:
-                self.failures.add("version", Failure(
-                    nid, oid_text(raw_oid), version,
+                self.failures.add(VersionsBroken(
                     f"the log files it under subject {subject!r}, the aggregate's first event "
-                    f"under {first_subject!r}"))
+                    f"under {first_subject!r}", nid, oid_text(raw_oid), version))
             expected = version + 1
 
     # -- check 9 ----------------------------------------------------------------------------
@@ -399,7 +399,7 @@ class LedgerVerifier:
         """The stored chain index equals the one recomputed from the events (when nothing was
         written during the run: a live ledger moves on, and is checked the next time)."""
         c = tables.chains
-        recomputed = self.chain_map
+        recomputed = self.recomputed_map
         rows = conn.execution_options(yield_per=PAGE).execute(
             select(c.c.chain, c.c.key_hash, c.c.bucket, c.c.length, c.c.head, c.c.position)
             .order_by(c.c.chain))
@@ -408,28 +408,27 @@ class LedgerVerifier:
         for chain, hkey, bucket, length, head, position in rows:
             if position >= size:
                 return  # written after this run's bound
-            expected_hkey = chains.key_hash(chain)
-            state = recomputed.buckets.get(chains.bucket_of(expected_hkey), {}).get(expected_hkey)
-            if (bytes(hkey) != expected_hkey or bucket != chains.bucket_of(expected_hkey)
+            expected_hkey = chain_map.key_hash(chain)
+            state = recomputed.buckets.get(chain_map.bucket_of(expected_hkey), {}).get(expected_hkey)
+            if (bytes(hkey) != expected_hkey or bucket != chain_map.bucket_of(expected_hkey)
                     or state != (length, bytes(head))):
                 differing.append(chain)
             if state is not None:
                 seen += 1
         for chain in differing:
-            self.failures.add("chains", Failure(
-                None, None, None,
+            self.failures.add(ChainIndexMismatch(
                 f"chain {mask_subject_key(chain)}: the stored chain index differs from the chain "
                 "of its events"))
         total = sum(len(entries) for entries in recomputed.buckets.values())
         if seen != total:
-            self.failures.add("chains", Failure(
-                None, None, None, f"the stored chain index lacks {total - seen} of {total} chains"))
+            self.failures.add(ChainIndexMismatch(
+                f"the stored chain index lacks {total - seen} of {total} chains"))
         stored_root = conn.execute(select(tables.chain_map.c.hash).where(
-            tables.chain_map.c.level == chains.DEPTH)).scalar()
+            tables.chain_map.c.level == chain_map.DEPTH)).scalar()
         if (stored_root is None and total) or (
                 stored_root is not None and bytes(stored_root) != recomputed.root()):
-            self.failures.add("chains", Failure(
-                None, None, None, "the stored chain map root differs from the recomputed one"))
+            self.failures.add(ChainIndexMismatch(
+                "the stored chain map root differs from the recomputed one"))
 
 
 def stored_nodes(conn: Connection) -> merkle.NodeSource:

@@ -26,14 +26,3 @@ def search_subjects(engine: Engine, query: str, limit: int = 20) -> list[dict[st
              else row["name"],
              "black_listed": bool(row["black_listed"]), "red_listed": bool(row["red_listed"])}
             for row in rows]
-
-
-def objection_queue(engine: Engine, overdue_only: bool = False) -> list[dict[str, Any]]:
-    """Accepted objections awaiting a ruling, by deadline."""
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT number, subject, target, deadline, extended, overdue FROM proj_objections "
-            "WHERE status = 'accepted'" + (" AND overdue = :yes" if overdue_only else "")
-            + " ORDER BY deadline, number"), {"yes": True}).mappings().all()
-    return [{**row, "subject": mask_subject_key(row["subject"]), "overdue": bool(row["overdue"])}
-            for row in rows]

@@ -24,15 +24,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
+from domain.clock import naive_utc
 from domain.records import today_in_china
 from domain.state import Fact
 from keys.signer import b64, fingerprint
 from ledger import tables as ledger_tables
 from ledger.application import EVENTS_TABLE, CreditLedger
-from ledger.facts import iter_subject_facts, read_facts_of
-from ledger.registry_replay import RegistryReplay
+from ledger.fact_queries import iter_subject_facts, read_facts_of
+from ledger.storage import prepare_database
 from projections.schema import TABLES, positions, positions_metadata, tables_of
 from projections.subjects import RowBuffer, states
+from proofs.registry_replay import RegistryReplay
 
 BATCH = 5000
 DUE_BATCH = 1000
@@ -48,6 +50,12 @@ class Step:
 
 class ProjectionRunner:
     """Runs the ledger's projections: ``catch_up``, ``follow``, ``rebuild``."""
+
+    @classmethod
+    def for_ledger(cls, ledger: CreditLedger) -> ProjectionRunner:
+        """The runner of the ledger's read models, where its settings keep them."""
+        url = ledger.settings.projections_url
+        return cls(ledger, create_engine(prepare_database(url)) if url else None)
 
     def __init__(self, ledger: CreditLedger, engine: Engine | None = None) -> None:
         self.ledger = ledger
@@ -423,8 +431,8 @@ FILLERS: dict[str, Callable[..., None]] = {
 
 
 def _naive(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+    return None if moment is None else naive_utc(moment)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return naive_utc(datetime.now(UTC))

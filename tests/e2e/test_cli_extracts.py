@@ -1,5 +1,5 @@
 """Extracts as a court receives them: issued by `credit extract`, checked by `credit verify-extract`,
-by `python -m ledger.verify_extract`, by the one-file verifier with nothing else importable, and by
+by `python -m proofs.verify_extract`, by the one-file verifier with nothing else importable, and by
 the steps of docs/VERIFYING.md (jwcrypto, openssl) run as written."""
 
 from __future__ import annotations
@@ -9,16 +9,19 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keys.signer import public_key_from_pem, verify
+from keys.signer import Signer, public_key_from_pem, verify
 from keys.store import KeyStore
-from ledger import merkle
-from ledger.checkpoint import make_checkpoint, parse_checkpoint
+from proofs import merkle
+from proofs.checkpoint import make_checkpoint, parse_checkpoint
 from tests.conftest import PASSPHRASE
 from tests.e2e.test_cli import ROOT, Credit
+from workflows.verifier_file import verifier_files
 
 DOCS = ROOT / "docs" / "VERIFYING.md"
 
@@ -59,10 +62,11 @@ def test_issue_export_and_verify_through_the_cli(issued: tuple[Credit, str, Path
     broken.write_text(json.dumps(document))
     failed = credit("verify-extract", str(broken), "--trust", str(pem), ok=False)
     assert failed.returncode == 1
-    assert failed.stdout.startswith("INVALID  signature: ")
+    assert failed.stdout.startswith("INVALID  extract-signature: ")
     as_json = json.loads(credit("verify-extract", str(broken), "--trust", str(pem), "--json",
                                 ok=False).stdout)
-    assert as_json == {"valid": False, "check": "signature", "reason": as_json["reason"]}
+    assert as_json == {"valid": False, "check": "extract-signature", "kind": "inauthentic",
+                       "reason": as_json["reason"]}
 
     missing = credit("verify-extract", str(extract), "--trust", str(tmp_path / "nope.pem"),
                      ok=False)
@@ -86,7 +90,7 @@ def check_an_extract_of_a_past_day(issued: tuple[Credit, str, Path, Path],
 
 def check_the_module_runs_on_its_own(issued: tuple[Credit, str, Path, Path]) -> None:
     _, subject, extract, pem = issued
-    result = subprocess.run([sys.executable, "-m", "ledger.verify_extract", str(extract),
+    result = subprocess.run([sys.executable, "-m", "proofs.verify_extract", str(extract),
                              "--trust", str(pem)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("VALID") and subject in result.stdout
@@ -97,7 +101,7 @@ def check_the_module_runs_on_its_own(issued: tuple[Credit, str, Path, Path]) -> 
 BLOCKER = """
 import importlib.abc, runpy, sys
 ALLOWED = set(sys.stdlib_module_names) | {"cryptography", "_cffi_backend", "cffi",
-                                          "domain", "keys", "ledger", "__main__"}
+                                          "domain", "keys", "proofs", "__main__"}
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] not in ALLOWED:
@@ -116,6 +120,12 @@ def test_the_one_file_verifier_needs_only_cryptography(issued: tuple[Credit, str
     elsewhere.mkdir()
     pyz = elsewhere / "credit-verify.pyz"
     credit("verifier", "-o", str(pyz))
+    with zipfile.ZipFile(pyz) as packed:
+        packed_files = {n for n in packed.namelist() if n.endswith(".py")} - {"__main__.py"}
+    assert packed_files == {str(p) for p in verifier_files()}
+    assert packed_files >= {str(p.relative_to(ROOT)) for p in (ROOT / "proofs").glob("*.py")}
+    listed = credit("verifier", "--list").stdout.split()
+    assert set(listed) == packed_files
     (elsewhere / "block.py").write_text(BLOCKER)
     for target, code in ((extract, 0), (tmp_path / "tampered.json", 1)):
         if code:
@@ -126,7 +136,7 @@ def test_the_one_file_verifier_needs_only_cryptography(issued: tuple[Credit, str
                                  "--trust", str(pem)], cwd=elsewhere, capture_output=True,
                                 text=True)
         assert result.returncode == code, result.stderr
-        assert result.stdout.startswith("VALID" if code == 0 else "INVALID  signature")
+        assert result.stdout.startswith("VALID" if code == 0 else "INVALID  extract-signature")
         assert "ImportError" not in result.stderr
 
 
@@ -197,7 +207,7 @@ def test_checkpoints_come_with_consistency_proofs(issued: tuple[Credit, str, Pat
 
 
 def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
-    """`python -m ledger.verify_extract --checkpoints`: signatures, proofs, the kept note."""
+    """`python -m proofs.verify_extract --checkpoints`: signatures, proofs, the kept note."""
     listing = tmp_path / "checkpoints.json"
     listing.write_text(credit("checkpoints", "--since", "3", "--json").stdout)
     items = json.loads(listing.read_text())["checkpoints"]
@@ -205,7 +215,7 @@ def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
     kept.write_text(items[0]["note"])
 
     def offline(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ledger.verify_extract", "--checkpoints",
+        return subprocess.run([sys.executable, "-m", "proofs.verify_extract", "--checkpoints",
                                str(path), "--trust", str(pem), *extra], cwd=ROOT,
                               capture_output=True, text=True)
 
@@ -220,7 +230,18 @@ def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
                                 signer.public_key, signer.sign)
     kept.write_text(rewritten.note)
     bad = offline(listing, "--kept", str(kept))
-    assert bad.returncode == 1 and "the log was rewritten" in bad.stdout
+    assert bad.returncode == 1 and bad.stdout.startswith("INVALID  consistency: ")
+    assert "the log was rewritten" in bad.stdout
+
+    # A kept note nobody trusted signed proves nothing, and cannot make an honest log look
+    # rewritten.
+    forger = Signer(original.key_name, Ed25519PrivateKey.generate())
+    unsigned = make_checkpoint(original.origin, original.tree_size, bytes(32),
+                               original.issued_at, original.chain_root, forger.kid,
+                               forger.public_key, forger.sign)
+    kept.write_text(unsigned.note)
+    bad = offline(listing, "--kept", str(kept))
+    assert bad.returncode == 1 and bad.stdout.startswith("INVALID  checkpoint: the kept")
 
     grown = [i for i, item in enumerate(items) if item.get("consistency", {}).get("proof")]
     assert grown, "the listing has no checkpoint that grew the log"
@@ -229,4 +250,4 @@ def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
     proof[0] = "00" * 32
     listing.write_text(json.dumps(broken))
     bad = offline(listing)
-    assert bad.returncode == 1 and "does not extend the one before it" in bad.stdout
+    assert bad.returncode == 1 and bad.stdout.startswith("INVALID  consistency: ")

@@ -16,10 +16,10 @@ from domain import clock
 from domain.identifiers import SubjectRef, uscc_check_char
 from ledger import tables
 from ledger.application import CreditLedger
-from ledger.importer import BATCH, Importer, ImportRefused
-from ledger.services import CreditServices
 from ledger.verify import LedgerVerifier
 from tests.conftest import at, initialised
+from workflows.importer import BATCH, Importer, ImportRefused
+from workflows.services import CreditServices
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -9,19 +9,20 @@ import pytest
 from sqlalchemy import func, select
 
 from domain import clock
-from domain.authorities import LINAN_AUTHORITIES, AuthorityProfile, NotByPlatform
+from domain.authorities import LINAN_AUTHORITIES, AuthorityProfile, LastPlatformKey, NotByPlatform
 from domain.records import InvalidRecord, NotRecordOwner
 from keys.registry import NoValidKey, UnknownAuthority
 from keys.store import KeyFileUnreadable, PassphraseMissing
-from ledger import envelope, merkle, tables
+from ledger import tables
 from ledger.application import CreditLedger
-from ledger.checkpoint import parse_checkpoint
 from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
-from ledger.services import CreditServices
 from ledger.settings import Settings
 from ledger.storage import StoreUnavailable
 from ledger.verify import LedgerVerifier, stored_nodes
+from proofs import envelope, merkle
+from proofs.checkpoint import parse_checkpoint
 from tests.conftest import ENTERPRISE, PERSON, at, initialised, submission
+from workflows.services import CreditServices
 
 
 def counts(app: CreditLedger) -> tuple[int, ...]:
@@ -171,7 +172,7 @@ def test_a_key_rotation_is_signed_by_the_platform_key_it_keeps_valid(
 def test_the_platform_cannot_revoke_its_only_key(
         ledger: CreditLedger, services: CreditServices) -> None:
     initialised(services)
-    with pytest.raises(Exception, match="only valid key: rotate it first"):
+    with pytest.raises(LastPlatformKey, match="platform-2020-1"):
         ledger.revoke_key("platform-2020-1", reason="oops")
 
 

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from domain import clock
-from ledger import demo
 from ledger.application import CreditLedger
-from ledger.services import CreditServices
 from projections import runner as runner_module
 from projections.runner import ProjectionRunner
 from projections.schema import TABLES, positions, tables_of
 from tests.conftest import at, initialised, submission
+from workflows import demo_city
+from workflows.services import CreditServices
 
 VIEWS = [view for name in TABLES for view in tables_of(name, 1)]
 TODAY = date(2026, 11, 27)
@@ -41,7 +41,7 @@ def build_city(ledger: CreditLedger, every: int | None = None,
         if runner is not None and every and calls["n"] % every == 0:
             runner.catch_up(today=TODAY)
 
-    demo.build(ledger, 25, 7, progress)
+    demo_city.build(ledger, 25, 7, progress)
 
 
 def test_incrementally_built_read_models_equal_rebuilt_ones_row_by_row(

@@ -28,9 +28,9 @@ from domain.identifiers import InvalidIdentifier, SubjectRef
 from ledger import tables
 from ledger.application import CreditLedger
 from ledger.errors import LedgerError
-from ledger.services import CreditServices
 from ledger.verify import LedgerVerifier
 from tests.conftest import ENTERPRISE, PERSON, at, copy_of, submission
+from workflows.services import CreditServices
 
 OFFICE = "credit-office"
 SUBJECTS = [ENTERPRISE, PERSON, SubjectRef("uscc", "914403001922038216")]

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import event, text
 
 from domain import clock
-from ledger.services import CreditServices
 from tests.conftest import ENTERPRISE, at, initialised, submission
+from workflows.services import CreditServices
 
 OFFICE = "credit-office"
 

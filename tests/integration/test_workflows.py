@@ -17,9 +17,10 @@ from domain.permissions import NotPermitted
 from domain.repairs import RepairNotAllowed
 from ledger import tables
 from ledger.application import CreditLedger
-from ledger.services import CreditServices
+from ledger.errors import SubjectNotRegistered
 from ledger.verify import LedgerVerifier
 from tests.conftest import ENTERPRISE, PERSON, at, initialised, submission
+from workflows.services import CreditServices
 
 OFFICE = "credit-office"
 
@@ -245,6 +246,6 @@ def test_a_record_about_an_unregistered_subject_needs_its_name(
         ledger: CreditLedger, services: CreditServices) -> None:
     initialised(services)
     before = events(ledger)
-    with pytest.raises(Exception, match="is not registered: give its name"):
+    with pytest.raises(SubjectNotRegistered, match="is not registered: give its name"):
         services.submit_record(replace(submission("tax", 1), subject_name=None))
     assert events(ledger) == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.policies import CalendarPolicy, Catalogue, GradingPolicy, PolicyBook, parse_policy
-from ledger.policy_files import bundled_policies
+from workflows.policy_files import bundled_policies
 
 DOCUMENTS: list[dict[str, Any]] = bundled_policies()
 

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from ledger import chains
-from ledger.merkle import hash_children
+from proofs import chain_map
+from proofs.merkle import hash_children
 
 
 def sha(*parts: bytes) -> bytes:
@@ -21,15 +21,15 @@ def test_a_chain_head_follows_the_definition() -> None:
     head = bytes(32)
     for leaf in LEAVES[:3]:
         head = sha(b"\x03", head, leaf)
-    assert chains.chain_head(LEAVES[:3]) == (3, head)
-    assert chains.chain_head([]) == (0, bytes(32))
+    assert chain_map.chain_head(LEAVES[:3]) == (3, head)
+    assert chain_map.chain_head([]) == (0, bytes(32))
 
 
 def test_the_map_root_of_one_chain_follows_the_definition() -> None:
     key = "uscc:91350100M000100Y43"
     hkey = sha(b"\x02", key.encode())
     bucket = int.from_bytes(hkey[:2], "big")
-    length, head = chains.chain_head(LEAVES)
+    length, head = chain_map.chain_head(LEAVES)
     node = sha(b"\x05", sha(b"\x04", hkey, length.to_bytes(8, "big"), head))
     empty = sha(b"\x05")
     for level in range(16):
@@ -37,11 +37,11 @@ def test_the_map_root_of_one_chain_follows_the_definition() -> None:
         for _ in range(level):
             sibling = hash_children(sibling, sibling)
         node = hash_children(sibling, node) if bucket >> level & 1 else hash_children(node, sibling)
-    built = chains.ChainMap()
+    built = chain_map.ChainMap()
     for leaf in LEAVES:
         built.append(key, leaf)
     assert built.root() == node
-    assert chains.ChainMap().root() == chains.EMPTY_MAP_ROOT == chains.DEFAULTS[16]
+    assert chain_map.ChainMap().root() == chain_map.EMPTY_MAP_ROOT == chain_map.DEFAULTS[16]
 
 
 def keys_in_one_bucket(count: int) -> list[str]:
@@ -49,7 +49,7 @@ def keys_in_one_bucket(count: int) -> list[str]:
     i = 0
     while True:
         key = f"uscc:test{i}"
-        group = found.setdefault(chains.bucket_of(chains.key_hash(key)), [])
+        group = found.setdefault(chain_map.bucket_of(chain_map.key_hash(key)), [])
         group.append(key)
         if len(group) == count:
             return group
@@ -58,42 +58,42 @@ def keys_in_one_bucket(count: int) -> list[str]:
 
 def test_a_map_proof_shows_a_chain_among_others_in_its_bucket() -> None:
     a, b = keys_in_one_bucket(2)
-    built = chains.ChainMap()
+    built = chain_map.ChainMap()
     for i, leaf in enumerate(LEAVES):
         built.append(a if i % 2 else b, leaf)
     built.append("uscc:elsewhere", LEAVES[0])
     root = built.root()
     proof = built.proof(a)
     assert len(proof.entries) == 2
-    proof.check(*chains.chain_head(LEAVES[1::2]), root)
-    with pytest.raises(chains.MapProofError, match="the map holds 2 events"):
-        proof.check(*chains.chain_head(LEAVES[1:2]), root)
-    with pytest.raises(chains.MapProofError, match="head of chain"):
-        proof.check(*chains.chain_head(LEAVES[2:4]), root)
-    with pytest.raises(chains.MapProofError, match="does not lead"):
-        proof.check(*chains.chain_head(LEAVES[1::2]), bytes(32))
+    proof.check(*chain_map.chain_head(LEAVES[1::2]), root)
+    with pytest.raises(chain_map.MapProofError, match="the map holds 2 events"):
+        proof.check(*chain_map.chain_head(LEAVES[1:2]), root)
+    with pytest.raises(chain_map.MapProofError, match="head of chain"):
+        proof.check(*chain_map.chain_head(LEAVES[2:4]), root)
+    with pytest.raises(chain_map.MapProofError, match="does not lead"):
+        proof.check(*chain_map.chain_head(LEAVES[1::2]), bytes(32))
 
 
 def test_a_map_proof_shows_a_chain_is_absent() -> None:
     a, b = keys_in_one_bucket(2)
-    built = chains.ChainMap()
+    built = chain_map.ChainMap()
     built.append(a, LEAVES[0])
     root = built.root()
     chains_b = built.proof(b)
-    chains_b.check(0, chains.EMPTY_HEAD, root)
-    with pytest.raises(chains.MapProofError, match="the map has no chain"):
-        chains_b.check(1, chains.extend(chains.EMPTY_HEAD, LEAVES[0]), root)
-    with pytest.raises(chains.MapProofError, match="the extract none"):
-        built.proof(a).check(0, chains.EMPTY_HEAD, root)
+    chains_b.check(0, chain_map.EMPTY_HEAD, root)
+    with pytest.raises(chain_map.MapProofError, match="the map has no chain"):
+        chains_b.check(1, chain_map.extend(chain_map.EMPTY_HEAD, LEAVES[0]), root)
+    with pytest.raises(chain_map.MapProofError, match="the extract none"):
+        built.proof(a).check(0, chain_map.EMPTY_HEAD, root)
 
 
 def test_incremental_roots_equal_a_fresh_fold() -> None:
-    step = chains.ChainMap()
+    step = chain_map.ChainMap()
     for i in range(300):
         step.append(f"rid:{i % 37}", sha(i.to_bytes(4, "big")))
         if i % 50 == 0:
             step.root()
-    fresh = chains.ChainMap()
+    fresh = chain_map.ChainMap()
     for i in range(300):
         fresh.append(f"rid:{i % 37}", sha(i.to_bytes(4, "big")))
     assert step.root() == fresh.root()

@@ -16,6 +16,7 @@ from domain.authorities import (
     NotByPlatform,
     RevocationInFuture,
     UnknownKind,
+    numbered_kid,
 )
 from domain.base import effective_at
 from domain.identifiers import SubjectRef
@@ -54,7 +55,7 @@ def test_an_unknown_kind_is_refused() -> None:
 
 def test_a_rotation_retires_the_current_key_and_numbers_the_new_one() -> None:
     tax = authority()
-    assert tax.next_kid(2026) == "tax-2026-2"
+    assert numbered_kid("tax", 2026, 2) == "tax-2026-2"
     with clock.frozen_at(NOW):
         tax.rotate_key(actor="platform", kid="tax-2026-2", public_key="k2", valid_from=NOW)
     assert tax.key("tax-2026-1").retired_at == NOW

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.signer import BadSignature, Signer, verify
-from ledger import envelope
-from ledger.checkpoint import (
+from proofs import envelope
+from proofs.checkpoint import (
     MalformedCheckpoint,
     key_id,
     make_checkpoint,

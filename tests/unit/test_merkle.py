@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
+from proofs import merkle
 
 DATA = Path(__file__).parent.parent / "data" / "transparency-dev-merkle"
 REFERENCE = json.loads((DATA / "reference_tree.json").read_text())

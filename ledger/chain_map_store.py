@@ -1,6 +1,6 @@
 """The chains and their map in the database: extended in the transaction that appends events.
 
-``ledger.chains`` defines the hashes; this module keeps ``ledger_chains`` (each chain's length and
+``proofs.chain_map`` defines the hashes; this module keeps ``ledger_chains`` (each chain's length and
 head) and ``ledger_map`` (the map's non-empty nodes) up to date and reads proofs from them. Per
 batch it costs a handful of queries: the touched chains, the entries of their buckets, the
 siblings on their paths, and two multi-row upserts.
@@ -14,9 +14,10 @@ from typing import Any
 from psycopg2.extras import execute_values
 from sqlalchemy import or_, select
 
-from ledger import chains, tables
+from ledger import tables
 from ledger.bulk import PAGE_SIZE, driver_errors
-from ledger.merkle import hash_children
+from proofs import chain_map
+from proofs.merkle import hash_children
 
 IN_CHUNK = 500
 BLOCK_LEVEL = 8  # stored: bucket hashes (level 0) and levels 8-16; 1-7 recomputed per block
@@ -31,7 +32,7 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-class ChainIndex:
+class ChainMapStore:
     """Reads and extends the stored chains and map, inside the caller's transaction.
 
     A writer keeps what it read and wrote (bucket entries, map nodes) in memory while it is the
@@ -46,7 +47,7 @@ class ChainIndex:
         self.dialect = dialect
         # Flat dicts of ints and bytes only: the garbage collector does not track them, so a
         # big cache costs no collection time.
-        self._buckets: dict[int, bytes] = {}  # bucket -> packed entries (chains.pack_entries)
+        self._buckets: dict[int, bytes] = {}  # bucket -> packed entries (chain_map.pack_entries)
         self._nodes_cache: dict[int, bytes] = {}  # level << 20 | index -> hash
         self._blocks: set[int] = set()  # blocks whose levels 0-7 are all in the cache
         self._loading: set[int] = set()  # blocks this write loaded, cached on commit
@@ -93,23 +94,23 @@ class ChainIndex:
         read the sibling nodes on their paths, upsert the new nodes."""
         if not appended:
             return self.root(tx)
-        hkeys = {key: chains.key_hash(key) for key, _, _ in appended}
-        touched = {chains.bucket_of(h) for h in hkeys.values()}
+        hkeys = {key: chain_map.key_hash(key) for key, _, _ in appended}
+        touched = {chain_map.bucket_of(h) for h in hkeys.values()}
         cached = self._buckets
-        entries = {b: chains.unpack_entries(cached[b]) for b in touched if b in cached}
+        entries = {b: chain_map.unpack_entries(cached[b]) for b in touched if b in cached}
         entries.update(self._read_buckets(tx, sorted(b for b in touched if b not in cached)))
         heads: dict[str, tuple[int, bytes, int]] = {}
-        extend = chains.extend
+        extend = chain_map.extend
         for key, position, leaf in appended:
             hkey = hkeys[key]
             bucket = entries[(hkey[0] << 8) | hkey[1]]
-            length, head = bucket.get(hkey, (0, chains.EMPTY_HEAD))
+            length, head = bucket.get(hkey, (0, chain_map.EMPTY_HEAD))
             bucket[hkey] = (length + 1, extend(head, leaf))
             heads[key] = (length + 1, bucket[hkey][1], position)
-        self._upsert_chains(tx, [(key, hkeys[key], chains.bucket_of(hkeys[key]), *heads[key])
+        self._upsert_chains(tx, [(key, hkeys[key], chain_map.bucket_of(hkeys[key]), *heads[key])
                                  for key in heads])
-        packed = {b: chains.pack_entries(e) for b, e in entries.items()}
-        root, nodes = self._refold(tx, {b: chains.packed_bucket_hash(p) for b, p in packed.items()})
+        packed = {b: chain_map.pack_entries(e) for b, e in entries.items()}
+        root, nodes = self._refold(tx, {b: chain_map.packed_bucket_hash(p) for b, p in packed.items()})
         self._staged = (packed, nodes)
         return root
 
@@ -135,7 +136,7 @@ class ChainIndex:
         cache = self._nodes_cache
         unknown = []
         indexes = {b >> BLOCK_LEVEL for b in current}
-        for level in range(BLOCK_LEVEL, chains.DEPTH):
+        for level in range(BLOCK_LEVEL, chain_map.DEPTH):
             for idx in indexes:
                 key = level << 20 | (idx ^ 1)
                 if (idx ^ 1) not in indexes and key not in overlay and key not in cache:
@@ -143,16 +144,16 @@ class ChainIndex:
             indexes = {i >> 1 for i in indexes}
         read = self._nodes(tx, unknown)
         for level, idx in unknown:
-            overlay[level << 20 | idx] = read.get((level, idx), chains.DEFAULTS[level])
+            overlay[level << 20 | idx] = read.get((level, idx), chain_map.DEFAULTS[level])
         written: list[tuple[int, int, bytes]] = []
         level_nodes = current
-        for level in range(chains.DEPTH):
+        for level in range(chain_map.DEPTH):
             shift = level << 20
             for idx, value in level_nodes.items():
                 overlay[shift | idx] = value
             if level == 0 or level >= BLOCK_LEVEL:
                 written.extend((level, idx, value) for idx, value in level_nodes.items())
-            default = chains.DEFAULTS[level]
+            default = chain_map.DEFAULTS[level]
             parents: dict[int, bytes] = {}
             for idx in {i >> 1 for i in level_nodes}:
                 left_key, right_key = shift | (2 * idx), shift | (2 * idx + 1)
@@ -161,8 +162,8 @@ class ChainIndex:
                 parents[idx] = hash_children(left, right)
             level_nodes = parents
         root = level_nodes[0]
-        overlay[chains.DEPTH << 20] = root
-        written.append((chains.DEPTH, 0, root))
+        overlay[chain_map.DEPTH << 20] = root
+        written.append((chain_map.DEPTH, 0, root))
         self._upsert_nodes(tx, written)
         return root, overlay
 
@@ -187,7 +188,7 @@ class ChainIndex:
         for block, level_nodes in leaves.items():
             for level in range(BLOCK_LEVEL):
                 overlay.update((level << 20 | idx, value) for idx, value in level_nodes.items())
-                default = chains.DEFAULTS[level]
+                default = chain_map.DEFAULTS[level]
                 parents: dict[int, bytes] = {}
                 for idx in {i >> 1 for i in level_nodes}:
                     parents[idx] = hash_children(level_nodes.get(2 * idx, default),
@@ -223,14 +224,14 @@ class ChainIndex:
         return tables.fetch_nodes(conn, tables.chain_map, wanted) if wanted else {}
 
     def root(self, conn: Any) -> bytes:
-        cached = (self._nodes_cache.get(chains.DEPTH << 20)
+        cached = (self._nodes_cache.get(chain_map.DEPTH << 20)
                   if self._valid_at is not None else None)
         if cached is not None:
             return cached
         m = tables.chain_map
-        value = conn.execute(select(m.c.hash).where(m.c.level == chains.DEPTH, m.c.idx == 0)
+        value = conn.execute(select(m.c.hash).where(m.c.level == chain_map.DEPTH, m.c.idx == 0)
                              ).scalar()
-        return chains.EMPTY_MAP_ROOT if value is None else bytes(value)
+        return chain_map.EMPTY_MAP_ROOT if value is None else bytes(value)
 
     def chain(self, conn: Any, key: str) -> tuple[int, bytes, int]:
         """(length, head, last position) of one chain; (0, empty head, -1) if it has no events."""
@@ -238,18 +239,18 @@ class ChainIndex:
         row = conn.execute(select(c.c.length, c.c.head, c.c.position)
                            .where(c.c.chain == key)).first()
         if row is None:
-            return 0, chains.EMPTY_HEAD, -1
+            return 0, chain_map.EMPTY_HEAD, -1
         return int(row[0]), bytes(row[1]), int(row[2])
 
-    def proof(self, conn: Any, key: str) -> chains.MapProof:
+    def proof(self, conn: Any, key: str) -> chain_map.MapProof:
         """The bucket entries and sibling path of a chain, as stored now."""
         c = tables.chains
-        hkey = chains.key_hash(key)
-        bucket = chains.bucket_of(hkey)
+        hkey = chain_map.key_hash(key)
+        bucket = chain_map.bucket_of(hkey)
         entries = tuple(sorted(
             (bytes(h), int(n), bytes(head)) for h, n, head in conn.execute(
                 select(c.c.key_hash, c.c.length, c.c.head).where(c.c.bucket == bucket))))
-        wanted = chains.path_indexes(bucket)
+        wanted = chain_map.path_indexes(bucket)
         block = bucket >> BLOCK_LEVEL
         m = tables.chain_map
         level_nodes = {int(idx): bytes(value) for idx, value in conn.execute(
@@ -259,11 +260,11 @@ class ChainIndex:
         lower: dict[tuple[int, int], bytes] = {}
         for level in range(BLOCK_LEVEL):
             lower.update(((level, idx), value) for idx, value in level_nodes.items())
-            default = chains.DEFAULTS[level]
+            default = chain_map.DEFAULTS[level]
             level_nodes = {idx: hash_children(level_nodes.get(2 * idx, default),
                                               level_nodes.get(2 * idx + 1, default))
                            for idx in {i >> 1 for i in level_nodes}}
         upper = self._nodes(conn, [at for at in wanted if at[0] >= BLOCK_LEVEL])
-        path = tuple((lower if at[0] < BLOCK_LEVEL else upper).get(at, chains.DEFAULTS[at[0]])
+        path = tuple((lower if at[0] < BLOCK_LEVEL else upper).get(at, chain_map.DEFAULTS[at[0]])
                      for at in wanted)
-        return chains.MapProof(key, entries, path)
+        return chain_map.MapProof(key, entries, path)

@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.merkle import hash_children
+from proofs.merkle import hash_children
 
 DEPTH = 16
 BUCKETS = 1 << DEPTH

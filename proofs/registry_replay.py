@@ -20,36 +20,9 @@ from keys.registry import (
     KeyRegistryError,
 )
 from keys.signer import BadSignature, verify
-from ledger import envelope
-from ledger.registry_events import registry_fact
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One failed check, named the way ``credit verify`` reports it."""
-
-    notification_id: int | None
-    originator_id: str | None
-    version: int | None
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "notification_id": self.notification_id,
-            "originator_id": self.originator_id,
-            "version": self.version,
-            "reason": self.reason,
-        }
-
-    def __str__(self) -> str:
-        where = []
-        if self.notification_id is not None:
-            where.append(f"notification {self.notification_id}")
-        if self.originator_id is not None:
-            where.append(f"aggregate {self.originator_id}")
-        if self.version is not None:
-            where.append(f"version {self.version}")
-        return (", ".join(where) + ": " if where else "") + self.reason
+from proofs import envelope
+from proofs.failures import MalformedKeyEvent, RegistryInvalid, VerificationFailure
+from proofs.registry_events import registry_fact
 
 
 @dataclass
@@ -58,7 +31,7 @@ class RegistryReplay:
 
     registry: KeyRegistry = field(default_factory=KeyRegistry)
     codes: dict[str, str] = field(default_factory=dict)  # authority aggregate id -> code
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[VerificationFailure] = field(default_factory=list)
     genesis_key: bytes | None = None
 
     def feed(self, notification_id: int, originator_id: UUID | str, version: int, topic: str,
@@ -66,20 +39,20 @@ class RegistryReplay:
         """Check one stored key event and, if it holds, apply it to the registry."""
         oid = str(originator_id)
 
-        def fail(reason: str) -> None:
-            self.failures.append(Failure(notification_id, oid, version, reason))
+        def fail(reason: str, kind: type[VerificationFailure] = RegistryInvalid) -> None:
+            self.failures.append(kind(reason, notification_id, oid, version))
 
         try:
             sealed = envelope.decode(state)
             payload = envelope.decode_payload(sealed.payload)
             at = sealed.recorded_at
         except ValueError as exc:
-            fail(f"key event is not a readable signed envelope: {exc}")
+            fail(f"key event is not a readable signed envelope: {exc}", MalformedKeyEvent)
             return
         try:
             fact = registry_fact(topic, payload, self.codes.get(oid), notification_id)
         except (KeyError, ValueError) as exc:
-            fail(f"malformed key event: {exc}")
+            fail(f"malformed key event: {exc}", MalformedKeyEvent)
             return
         if fact is None:
             return

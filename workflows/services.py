@@ -33,7 +33,7 @@ from domain.state import objections_on, subject_state
 from domain.subjects import Subject, subject_id
 from ledger.application import CreditLedger
 from ledger.errors import LedgerError, RecordAlreadySubmitted, SubjectNotRegistered
-from ledger.policy_files import bundled_policies
+from workflows.policy_files import bundled_policies
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,14 @@ class RecordSubmission:
     subject_name: str | None = None
 
 
-def number(prefix: str, day: date, *parts: object) -> str:
+# File-number prefixes, from the pinyin of each case's Chinese name.
+OBJECTION_PREFIX = "YY"  # 异议 yìyì, objection
+REPAIR_PREFIX = "XF"  # 信用修复 xiūfù, credit repair
+LISTING_PREFIX = "MD"  # 名单 míngdān, red or black list
+COMMITMENT_PREFIX = "CN"  # 信用承诺 chéngnuò, credit commitment
+
+
+def case_number(prefix: str, day: date, *parts: object) -> str:
     """A stable file number from what identifies the case, e.g. ``YY-2026-3f9a1c2e``."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:8]
     return f"{prefix}-{day.year}-{digest}"
@@ -181,20 +188,20 @@ class CreditServices:
 
     # -- objections ---------------------------------------------------------------------------
 
-    def objection(self, number_: str) -> Objection:
-        return self.ledger.get(objection_id(number_), Objection, "objection")
+    def objection(self, number: str) -> Objection:
+        return self.ledger.get(objection_id(number), Objection, "objection")
 
     def raise_objection(self, actor: str, *, subject: SubjectRef, target_kind: str,
                         target_id: UUID, grounds: str, raised_by: str = "subject",
                         agent: str | None = None, raised_on: date | None = None,
-                        number_: str | None = None) -> str:
+                        number: str | None = None) -> str:
         """Receive an objection about one of the subject's records or listings."""
         self.permit("objection.raise", actor)
         day = raised_on or today_in_china()
         target = self._target(target_kind, target_id)
         if target.subject_key != subject.key:
             raise LedgerError(f"{target_kind} {target_id} is not about {subject.masked()}")
-        num = number_ or number("YY", day, subject.key, target_id, grounds, day)
+        num = number or case_number(OBJECTION_PREFIX, day, subject.key, target_id, grounds, day)
         objection = Objection.raise_(actor=actor, subject=subject.key, number=num,
                                      target_kind=target_kind, target_id=str(target_id),
                                      grounds=grounds, raised_on=day, raised_by=raised_by,
@@ -215,56 +222,56 @@ class CreditServices:
         except NoPolicyInForce as exc:
             raise LedgerError(str(exc)) from exc
 
-    def accept_objection(self, actor: str, number_: str, accepted_on: date | None = None) -> date:
+    def accept_objection(self, actor: str, number: str, accepted_on: date | None = None) -> date:
         """Accept: the target is marked under objection; returns the ruling deadline."""
         self.permit("objection.accept", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         day = accepted_on or today_in_china()
         objection.accept(actor=actor, accepted_on=day, calendar=self.calendar(day))
         self.ledger.save(objection)
         assert objection.deadline is not None
         return objection.deadline
 
-    def decline_objection(self, actor: str, number_: str, reason: str) -> None:
+    def decline_objection(self, actor: str, number: str, reason: str) -> None:
         self.permit("objection.decline", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         objection.decline(actor=actor, reason=reason)
         self.ledger.save(objection)
 
-    def extend_objection(self, actor: str, number_: str, reason: str) -> date:
+    def extend_objection(self, actor: str, number: str, reason: str) -> date:
         self.permit("objection.extend", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         objection.extend(actor=actor, reason=reason,
                          calendar=self.calendar(objection.accepted_on or today_in_china()))
         self.ledger.save(objection)
         assert objection.deadline is not None
         return objection.deadline
 
-    def rule_objection(self, actor: str, number_: str, *, outcome: str, reasoning: str,
+    def rule_objection(self, actor: str, number: str, *, outcome: str, reasoning: str,
                        changes: dict[str, Any] | None = None,
                        ruled_on: date | None = None) -> None:
         """Rule, and carry out the outcome on the record or listing in the same transaction."""
         self.permit("objection.rule", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         day = ruled_on or today_in_china()
         objection.rule(actor=actor, outcome=outcome, reasoning=reasoning, ruled_on=day,
                        changes=changes)
         target = self._carry_out(objection, outcome, reasoning, changes, day, actor)
         self.ledger.save(objection, target)
 
-    def request_review(self, actor: str, number_: str, grounds: str,
+    def request_review(self, actor: str, number: str, grounds: str,
                        requested_on: date | None = None) -> None:
         self.permit("objection.review", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         objection.request_review(actor=actor, grounds=grounds,
                                  requested_on=requested_on or today_in_china())
         self.ledger.save(objection)
 
-    def rule_review(self, actor: str, number_: str, *, result: str, reasoning: str,
+    def rule_review(self, actor: str, number: str, *, result: str, reasoning: str,
                     outcome: str | None = None, changes: dict[str, Any] | None = None,
                     ruled_on: date | None = None) -> None:
         self.permit("objection.review", actor)
-        objection = self.objection(number_)
+        objection = self.objection(number)
         day = ruled_on or today_in_china()
         objection.rule_review(actor=actor, result=result, reasoning=reasoning, ruled_on=day,
                               outcome=outcome, changes=changes)
@@ -296,33 +303,33 @@ class CreditServices:
 
     # -- credit repair ------------------------------------------------------------------------
 
-    def repair(self, number_: str) -> RepairApplication:
-        return self.ledger.get(repair_id(number_), RepairApplication, "repair application")
+    def repair(self, number: str) -> RepairApplication:
+        return self.ledger.get(repair_id(number), RepairApplication, "repair application")
 
     def apply_repair(self, actor: str, record_id: UUID, *, evidence: list[str], commitment: str,
-                     applied_on: date | None = None, number_: str | None = None) -> str:
+                     applied_on: date | None = None, number: str | None = None) -> str:
         self.permit("repair.apply", actor)
         record = self.record(record_id)
         day = applied_on or today_in_china()
-        num = number_ or number("XF", day, record_id, day)
+        num = number or case_number(REPAIR_PREFIX, day, record_id, day)
         application = RepairApplication.apply(
             actor=actor, subject=record.subject, number=num, record_id=str(record_id),
             evidence=evidence, commitment=commitment, applied_on=day)
         self.ledger.save_new(application, what=f"repair application {num}")
         return num
 
-    def repair_checks(self, number_: str) -> list[RuleCheck]:
+    def repair_checks(self, number: str) -> list[RuleCheck]:
         """The eligibility rules for an application, as they stand now."""
         from domain.repairs import eligibility
-        application = self.repair(number_)
+        application = self.repair(number)
         return eligibility(self._record_facts(application), application.applied_on,
                            application.evidence, application.commitment)
 
-    def decide_repair(self, actor: str, number_: str, *, approve: bool, reason: str = "",
+    def decide_repair(self, actor: str, number: str, *, approve: bool, reason: str = "",
                       decided_on: date | None = None) -> list[RuleCheck]:
         """Approve (every rule passed; the record is marked repaired) or refuse, explained."""
         self.permit("repair.decide", actor)
-        application = self.repair(number_)
+        application = self.repair(number)
         record = self.record(UUID(application.record_id))
         checks = application.decide(actor=actor, approve=approve,
                                     facts=self._record_facts(application),
@@ -353,7 +360,7 @@ class CreditServices:
     def add_listing(self, actor: str, *, list_name: str, subject: SubjectRef, legal_basis: str,
                     basis_records: Sequence[UUID], start: date, planned_end: date | None = None,
                     notified_on: date | None = None, removal_conditions: str = "",
-                    number_: str | None = None) -> str:
+                    number: str | None = None) -> str:
         """Put a subject on the black or red list, on the basis of its records."""
         self.permit("list.add", actor)
         self.subject(subject)
@@ -379,7 +386,7 @@ class CreditServices:
                 raise ListingRuleBroken(
                     f"serious negative record {serious[0]['decision_number']} is in force: "
                     "no red listing")
-        num = number_ or number("MD", start, list_name, subject.key, start, legal_basis)
+        num = number or case_number(LISTING_PREFIX, start, list_name, subject.key, start, legal_basis)
         listing = Listing.list_subject(
             actor=actor, list_name=list_name, subject=subject.key, number=num,
             legal_basis=legal_basis, basis_records=wanted, notified_on=notified_on, start=start,
@@ -388,13 +395,13 @@ class CreditServices:
         self.ledger.save_new(listing, what=f"listing {num}")
         return num
 
-    def listing(self, number_: str) -> Listing:
-        return self.ledger.get(listing_id(number_), Listing, "listing")
+    def listing(self, number: str) -> Listing:
+        return self.ledger.get(listing_id(number), Listing, "listing")
 
-    def remove_listing(self, actor: str, number_: str, *, reason: str,
+    def remove_listing(self, actor: str, number: str, *, reason: str,
                        removed_on: date | None = None) -> None:
         self.permit("list.remove", actor)
-        listing = self.listing(number_)
+        listing = self.listing(number)
         listing.remove(actor=actor, reason=reason, removed_on=removed_on or today_in_china())
         self.ledger.save(listing)
 
@@ -402,20 +409,20 @@ class CreditServices:
 
     def make_commitment(self, actor: str, *, subject: SubjectRef, text: str, context: str,
                         made_on: date | None = None, due_on: date | None = None,
-                        number_: str | None = None) -> str:
+                        number: str | None = None) -> str:
         self.permit("commitment.make", actor)
         self.subject(subject)
         day = made_on or today_in_china()
-        num = number_ or number("CN", day, subject.key, text, day)
+        num = number or case_number(COMMITMENT_PREFIX, day, subject.key, text, day)
         commitment = Commitment.make(actor=actor, subject=subject.key, number=num, text=text,
                                      context=context, made_on=day, due_on=due_on)
         self.ledger.save_new(commitment, what=f"commitment {num}")
         return num
 
-    def settle_commitment(self, actor: str, number_: str, *, kept: bool, note: str,
+    def settle_commitment(self, actor: str, number: str, *, kept: bool, note: str,
                           settled_on: date | None = None) -> None:
         self.permit("commitment.settle", actor)
-        commitment = self.ledger.get(commitment_id(number_), Commitment, "commitment")
+        commitment = self.ledger.get(commitment_id(number), Commitment, "commitment")
         commitment.settle(actor=actor, kept=kept, note=note,
                           settled_on=settled_on or today_in_china())
         self.ledger.save(commitment)

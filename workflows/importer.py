@@ -24,7 +24,7 @@ from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
 from domain.records import CreditRecord, check_changes, record_id, today_in_china
 from domain.subjects import subject_id
 from ledger.errors import LedgerError
-from ledger.services import CreditServices, RecordSubmission
+from workflows.services import CreditServices, RecordSubmission
 
 ACTIONS = ("submit", "correct", "revoke")
 FIELDS = {

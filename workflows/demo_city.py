@@ -25,7 +25,7 @@ from typing import Any
 
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES
-from domain.base import CHINA_TIME
+from domain.clock import CHINA_TIME
 from domain.identifiers import (
     USCC_ALPHABET,
     SubjectRef,
@@ -34,8 +34,8 @@ from domain.identifiers import (
 )
 from domain.records import record_id
 from ledger.application import CreditLedger
-from ledger.policy_files import bundled_policies
-from ledger.services import CreditServices, RecordSubmission
+from workflows.policy_files import bundled_policies
+from workflows.services import CreditServices, RecordSubmission
 
 START = date(2016, 1, 4)
 END = date(2026, 10, 30)
@@ -288,7 +288,7 @@ class Runner:
         self.services.raise_objection(
             CREDIT_OFFICE, subject=subject, target_kind="record", target_id=_uuid(record),
             grounds="信息记录有误,申请更正", raised_by="agent" if agent else "subject",
-            agent="代理人(律师事务所)" if agent else None, raised_on=day, number_=number)
+            agent="代理人(律师事务所)" if agent else None, raised_on=day, number=number)
         self.summary.objections += 1
 
     def do_objection_decline(self, day: date, number: str) -> None:
@@ -326,7 +326,7 @@ class Runner:
         self.services.apply_repair(
             CREDIT_OFFICE, _uuid(record), evidence=["已履行行政处罚决定", "已完成整改"],
             commitment="本单位承诺依法诚信经营,如有失信行为愿接受惩戒", applied_on=day,
-            number_=number)
+            number=number)
         self.summary.repairs += 1
 
     def do_repair_decide(self, day: date, number: str) -> None:
@@ -344,7 +344,7 @@ class Runner:
                 else "临政函〔2015〕108号 守信激励", basis_records=[_uuid(record)], start=day,
                 notified_on=day - timedelta(days=10) if list_name == "black" else None,
                 removal_conditions="履行法定义务、纠正失信行为满一年" if list_name == "black" else "",
-                number_=number)
+                number=number)
             self.summary.listings += 1
         except ListingRuleBroken:
             pass  # the basis record was revoked, repaired or ruled out meanwhile
@@ -364,7 +364,7 @@ class Runner:
         self.services.make_commitment(CREDIT_OFFICE, subject=subject,
                                       text="按期补齐材料、依法诚信经营", context=context,
                                       made_on=day, due_on=day + timedelta(days=180),
-                                      number_=number)
+                                      number=number)
         self.summary.commitments += 1
 
     def do_commitment_settle(self, day: date, number: str, kept: bool) -> None:

@@ -1,29 +1,36 @@
-"""Verify a signed record extract offline: ``python -m ledger.verify_extract FILE --trust KEY.pem``.
+"""Verify a signed record extract offline: ``python -m proofs.verify_extract FILE --trust KEY.pem``.
 
-Needs the standard library and ``cryptography`` only (and this repository's ``ledger``, ``keys``
-and ``domain`` packages, which need nothing else; ``credit verifier -o FILE.pyz`` packs them into
-one file). No server, no database, no trust in the issuer beyond the platform key you were given.
+Needs the standard library and ``cryptography`` only (this folder, ``proofs/``, and what its
+imports reach of ``domain/`` and ``keys/``, which need nothing else; ``credit verifier -o
+FILE.pyz`` packs them into one file). No server, no database, no trust in the issuer beyond the
+platform key you were given.
 
-The checks, in order, each failing with a named exception that states the fact that failed:
+The checks, in order, each failing with a class of ``proofs.failures`` (input that cannot be
+parsed is malformed; input that parses and fails a check is inauthentic) whose ``check`` name is
+printed, with the fact that failed:
 
-1. document      the file is a flattened JWS (RFC 7515) with alg Ed25519 (or EdDSA)
-2. signature     its signature verifies with the trusted platform key
-3. payload       the payload is an extract of this format
-4. order         events are listed once each, in log order
-5. registry      the key registry events replay: the first registers the platform with its own
-                 key, each later one is signed by a platform key valid before it
-6. issuer        the extract's signing key is a platform key in that registry, valid when issued,
-                 and it is the trusted key
-7. checkpoint    the checkpoint is signed by a platform key valid at its time, was issued at or
-                 after the as-of time and covers every event listed
-8. events        every event is a signed envelope whose key belonged to its actor and was valid
-                 at its time (revocations included), and whose signature verifies
-9. inclusion     every event's leaf is in the checkpoint's tree at its position
-10. membership   every event belongs to the subject (its aggregate's first event names it), the
-                 key registry or the policies
-11. completeness each of those three chains, recomputed from the events, is the one the
-                 checkpoint's chain map holds: no event left out, added or reordered
-12. state        the subject's state recomputed from the events equals the state in the extract
+1. document           the file is a flattened JWS (RFC 7515) with alg Ed25519 (or EdDSA)
+2. extract-signature  its signature verifies with the trusted platform key
+3. payload            the payload is an extract of this format
+4. order              events are listed once each, in log order
+5. registry           the key registry events replay: the first registers the platform with its
+                      own key, each later one is signed by a platform key valid before it
+6. issuer             the extract's signing key is a platform key in that registry, valid when
+                      issued, and it is the trusted key
+7. checkpoint         the checkpoint is signed by a platform key valid at its time, was issued at
+                      or after the as-of time and covers every event listed
+8. envelope, key,     every event is a signed envelope whose key belonged to its actor and was
+   signature          valid at its time (revocations included), and whose signature verifies
+9. inclusion          every event's leaf is in the checkpoint's tree at its position
+10. membership        every event belongs to the subject (its aggregate's first event names it),
+                      the key registry or the policies
+11. completeness      each of those three chains, recomputed from the events, is the one the
+                      checkpoint's chain map holds: no event left out, added or reordered
+12. state             the subject's state recomputed from the events equals the state in the
+                      extract
+
+With ``--checkpoints``: every note of a listing is signed by a trusted key (checkpoint), each
+extends the one before it (consistency), and a kept note, itself signed, is among them.
 """
 
 from __future__ import annotations
@@ -47,74 +54,33 @@ from typing import Any, NoReturn, TypeVar
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain.state import CHINA, REDUCER_VERSION, subject_state
+from domain.clock import CHINA_TIME
+from domain.state import REDUCER_VERSION, subject_state
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint, public_key_from_pem
-from ledger import chains, envelope, jws, merkle
-from ledger.checkpoint import Checkpoint, MalformedCheckpoint, key_id, parse_checkpoint
-from ledger.event_facts import fact_from_row
-from ledger.registry_replay import RegistryReplay
-from ledger.verify_checks import EventChecker
+from proofs import chain_map, envelope, jws, merkle
+from proofs.checkpoint import Checkpoint
+from proofs.checks import EventChecker, check_extends, registry_key, trusted_key, verify_checkpoint
+from proofs.facts import fact_from_row
+from proofs.failures import (
+    ChainIncomplete,
+    CheckpointInconsistent,
+    CheckpointInvalid,
+    EventsOutOfOrder,
+    ExtractSignatureInvalid,
+    InclusionInvalid,
+    IssuerInvalid,
+    MalformedDocument,
+    MalformedPayload,
+    MembershipInvalid,
+    RegistryInvalid,
+    StateMismatch,
+    VerificationFailure,
+)
+from proofs.registry_replay import RegistryReplay
 
 EXTRACT_TYPE = "credit-ledger/extract/v1"
-CONTEXT_STREAMS = {"Authority": chains.REGISTRY_CHAIN, "PolicyVersion": chains.POLICY_CHAIN}
-
-
-# -- failures ---------------------------------------------------------------------------------
-
-
-class ExtractInvalid(Exception):
-    """The extract failed a check; ``check`` names it, the message states the fact."""
-
-    check = "extract"
-
-
-class MalformedDocument(ExtractInvalid):
-    check = "document"
-
-
-class OuterSignatureInvalid(ExtractInvalid):
-    check = "signature"
-
-
-class MalformedPayload(ExtractInvalid):
-    check = "payload"
-
-
-class EventsOutOfOrder(ExtractInvalid):
-    check = "order"
-
-
-class RegistryInvalid(ExtractInvalid):
-    check = "registry"
-
-
-class IssuerInvalid(ExtractInvalid):
-    check = "issuer"
-
-
-class CheckpointInvalid(ExtractInvalid):
-    check = "checkpoint"
-
-
-class EventInvalid(ExtractInvalid):
-    check = "events"
-
-
-class InclusionInvalid(ExtractInvalid):
-    check = "inclusion"
-
-
-class MembershipInvalid(ExtractInvalid):
-    check = "membership"
-
-
-class ChainIncomplete(ExtractInvalid):
-    check = "completeness"
-
-
-class StateMismatch(ExtractInvalid):
-    check = "state"
+CONTEXT_STREAMS = {"Authority": chain_map.REGISTRY_CHAIN, "PolicyVersion": chain_map.POLICY_CHAIN}
 
 
 # -- what is checked ----------------------------------------------------------------------------
@@ -204,7 +170,7 @@ class _Clock:
 
 
 def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
-    """Run every check on a parsed extract file; raise the first ExtractInvalid."""
+    """Run every check on a parsed extract file; raise the first VerificationFailure."""
     clock = _Clock()
     signed = clock.run("document", lambda: check_document(document))
     clock.run("signature", lambda: check_outer_signature(signed, trusted_key))
@@ -228,8 +194,8 @@ def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
     clock.run("completeness", lambda: check_completeness(members, payload["chains"], checkpoint,
                                                          subject))
     state = clock.run("state", lambda: check_state(payload["state"], subject, members, as_of))
-    counts = {"subject": len(members[subject]), "registry": len(members[chains.REGISTRY_CHAIN]),
-              "policies": len(members[chains.POLICY_CHAIN])}
+    counts = {"subject": len(members[subject]), "registry": len(members[chain_map.REGISTRY_CHAIN]),
+              "policies": len(members[chain_map.POLICY_CHAIN])}
     return VerifiedExtract(payload["number"], subject, as_of, issued_at, issuer, checkpoint,
                            counts, state, clock.spent)
 
@@ -249,7 +215,7 @@ def check_outer_signature(signed: jws.SignedDocument, trusted_key: bytes) -> Non
         Ed25519PublicKey.from_public_bytes(trusted_key).verify(signed.signature,
                                                                signed.signing_input)
     except (InvalidSignature, ValueError):
-        raise OuterSignatureInvalid(
+        raise ExtractSignatureInvalid(
             f"the extract's signature (key {signed.header.get('kid')!r}) does not verify with "
             f"the trusted platform key {fingerprint(trusted_key)}") from None
 
@@ -361,22 +327,7 @@ def check_issuer(header: dict[str, Any], registry: KeyRegistry, trusted_key: byt
 
 def check_checkpoint(note: str, registry: KeyRegistry, as_of: datetime, issued_at: datetime,
                      events: Sequence[ListedEvent]) -> Checkpoint:
-    try:
-        checkpoint = parse_checkpoint(note)
-    except MalformedCheckpoint as exc:
-        raise CheckpointInvalid(f"the checkpoint is not a readable signed note: {exc}") from None
-    name = checkpoint.key_name
-    try:
-        key = registry.check_signing_key(name, PLATFORM, checkpoint.issued_at)
-    except KeyRegistryError as exc:
-        raise CheckpointInvalid(f"the checkpoint's key: {exc}") from None
-    if checkpoint.key_id != key_id(name, key.public_key):
-        raise CheckpointInvalid(f"the checkpoint's key id does not match key {name}")
-    try:
-        Ed25519PublicKey.from_public_bytes(key.public_key).verify(
-            checkpoint.signature, checkpoint.body.encode("utf-8"))
-    except InvalidSignature:
-        raise CheckpointInvalid(f"the checkpoint's signature does not match key {name}") from None
+    checkpoint = verify_checkpoint(note, registry_key(registry), "the checkpoint")
     stamp = envelope.format_instant(checkpoint.issued_at)
     if checkpoint.issued_at < as_of:
         raise CheckpointInvalid(
@@ -409,7 +360,8 @@ def check_event_signatures(events: Sequence[ListedEvent], registry: KeyRegistry)
             results = [result for part in parts for result in part]
     for event, failed in zip(events, results, strict=True):
         if failed is not None:  # the first failure in log order, whichever thread found it
-            raise EventInvalid(f"{event.where()}: {failed[1].reason}")
+            raise type(failed)(f"{event.where()}: {failed.fact}", event.notification_id,
+                               event.originator_id, event.version)
 
 
 def check_inclusion(events: Sequence[ListedEvent], checkpoint: Checkpoint) -> None:
@@ -428,8 +380,8 @@ def check_inclusion(events: Sequence[ListedEvent], checkpoint: Checkpoint) -> No
 def assign_chains(events: Sequence[ListedEvent], subject: str) -> dict[str, list[ListedEvent]]:
     """Each event's chain, from its content alone: its kind for keys and policies, else the
     subject its aggregate's first event names."""
-    members: dict[str, list[ListedEvent]] = {subject: [], chains.REGISTRY_CHAIN: [],
-                                             chains.POLICY_CHAIN: []}
+    members: dict[str, list[ListedEvent]] = {subject: [], chain_map.REGISTRY_CHAIN: [],
+                                             chain_map.POLICY_CHAIN: []}
     subject_of: dict[str, str | None] = {}
     for event in events:
         context = CONTEXT_STREAMS.get(event.stream)
@@ -472,10 +424,10 @@ def check_completeness(members: dict[str, list[ListedEvent]], proofs: Sequence[A
             raise MalformedPayload(f"the map proof of chain {key!r} is malformed") from None
         if any(not isinstance(n, int) or isinstance(n, bool) for _, n, _ in entries):
             raise MalformedPayload(f"the map proof of chain {key!r} has a non-integer length")
-        length, head = chains.chain_head(e.leaf for e in listed)
+        length, head = chain_map.chain_head(e.leaf for e in listed)
         try:
-            chains.MapProof(key, entries, path).check(length, head, checkpoint.chain_root)
-        except chains.MapProofError as exc:
+            chain_map.MapProof(key, entries, path).check(length, head, checkpoint.chain_root)
+        except chain_map.MapProofError as exc:
             raise ChainIncomplete(str(exc)) from None
 
 
@@ -521,8 +473,8 @@ def check_state(claimed: dict[str, Any], subject: str, members: dict[str, list[L
         return [fact_from_row(e.position, e.notification_id, e.originator_id, e.version,
                               e.topic, e.state) for e in members[key]]
 
-    computed = subject_state(subject, facts(subject), facts(chains.POLICY_CHAIN),
-                             as_of.astimezone(CHINA).date(), known_at=as_of)
+    computed = subject_state(subject, facts(subject), facts(chain_map.POLICY_CHAIN),
+                             as_of.astimezone(CHINA_TIME).date(), known_at=as_of)
     computed = dict(json.loads(json.dumps(computed)))
     if claimed == computed:  # the common case; the walk below only names the difference
         return computed
@@ -544,7 +496,7 @@ def render(result: VerifiedExtract) -> str:
     return "\n".join([
         f"VALID  credit extract {s['number']}",
         f"  subject     {s['subject']}  {s['name'] or ''}".rstrip(),
-        f"  as of       {s['as_of']} ({result.as_of.astimezone(CHINA).date()} China time)",
+        f"  as of       {s['as_of']} ({result.as_of.astimezone(CHINA_TIME).date()} China time)",
         f"  issued      {s['issued_at']} by {s['issuer']}",
         f"  checkpoint  {s['checkpoint']['tree_size']} events, issued "
         f"{s['checkpoint']['issued_at']}, signed by {s['checkpoint']['key']}",
@@ -568,22 +520,30 @@ def load_trusted_key(path: Path) -> bytes:
         raise SystemExit(f"{path}: {exc}") from None
 
 
-def run(path: Path, trusted_key: bytes) -> tuple[bool, dict[str, Any], str]:
-    """(valid, JSON result, text) for one extract file."""
+Outcome = tuple[bool, dict[str, Any], str]  # (valid, JSON result, text)
+
+
+def invalid(failure: VerificationFailure) -> Outcome:
+    data: dict[str, Any] = {"valid": False}
+    data.update((k, v) for k, v in failure.as_dict().items() if v is not None)
+    return False, data, f"INVALID  {failure.check}: {failure}"
+
+
+def _read_json(path: Path, what: str) -> Any:
     try:
-        document = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except OSError as exc:
-        return False, {"valid": False, "check": "document", "reason": exc.strerror}, (
-            f"INVALID  document: cannot read {path}: {exc.strerror}")
+        raise MalformedDocument(f"cannot read {path}: {exc.strerror}") from None
     except ValueError:
-        document = None
+        raise MalformedDocument(f"{what} is not JSON") from None
+
+
+def run(path: Path, trusted_key: bytes) -> Outcome:
+    """The verdict on one extract file."""
     try:
-        if document is None:
-            raise MalformedDocument("the file is not JSON")
-        result = verify_extract(document, trusted_key)
-    except ExtractInvalid as exc:
-        return False, {"valid": False, "check": exc.check, "reason": str(exc)}, (
-            f"INVALID  {exc.check}: {exc}")
+        result = verify_extract(_read_json(path, "the file"), trusted_key)
+    except VerificationFailure as failure:
+        return invalid(failure)
     return True, result.summary(), render(result)
 
 
@@ -598,66 +558,48 @@ def verify_checkpoint_listing(listing: Any, trusted_keys: Sequence[bytes],
     items = listing.get("checkpoints") if isinstance(listing, dict) else None
     if not isinstance(items, list) or not items:
         raise MalformedPayload("the file is not a checkpoint listing (`credit checkpoints --json`)")
+    signed_by_trusted = trusted_key(trusted_keys)
     checked: list[Checkpoint] = []
     for item in items:
         seq = item.get("seq") if isinstance(item, dict) else None
-        try:
-            checkpoint = parse_checkpoint(item["note"])
-        except (KeyError, TypeError, MalformedCheckpoint) as exc:
-            raise CheckpointInvalid(f"checkpoint {seq}: not a readable signed note: {exc}") from None
-        signers = [k for k in trusted_keys
-                   if key_id(checkpoint.key_name, k) == checkpoint.key_id]
-        try:
-            if not signers:
-                raise InvalidSignature
-            Ed25519PublicKey.from_public_bytes(signers[0]).verify(
-                checkpoint.signature, checkpoint.body.encode("utf-8"))
-        except InvalidSignature:
-            raise CheckpointInvalid(f"checkpoint {seq}: not signed by a trusted platform key "
-                                    f"(signed as {checkpoint.key_name})") from None
+        note = item.get("note") if isinstance(item, dict) else None
+        if not isinstance(note, str):
+            raise MalformedPayload(f"checkpoint {seq} has no note")
+        checkpoint = verify_checkpoint(note, signed_by_trusted, f"checkpoint {seq}")
         if checked:
-            previous = checked[-1]
             consistency = item.get("consistency") or {}
             try:
                 proof = [bytes.fromhex(h) for h in consistency.get("proof", [])]
-                if previous.tree_size:
-                    merkle.verify_consistency(previous.tree_size, checkpoint.tree_size,
-                                              previous.root_hash, checkpoint.root_hash, proof)
-            except (ValueError, TypeError, merkle.ProofError) as exc:
-                raise CheckpointInvalid(f"checkpoint {seq} does not extend the one before it "
-                                        f"(size {previous.tree_size}): {exc}") from None
+            except (ValueError, TypeError, AttributeError):
+                raise MalformedPayload(f"checkpoint {seq}: the consistency proof is not a list "
+                                       "of hex hashes") from None
+            check_extends(checked[-1], checkpoint, proof, f"checkpoint {seq}",
+                          "the one before it")
         checked.append(checkpoint)
     if kept is not None:
-        try:
-            mine = parse_checkpoint(kept)
-        except MalformedCheckpoint as exc:
-            raise CheckpointInvalid(f"the kept checkpoint is not a signed note: {exc}") from None
+        # the kept note is checked like the others: an unsigned one proves nothing
+        mine = verify_checkpoint(kept, signed_by_trusted, "the kept checkpoint")
         same_size = [c for c in checked if c.tree_size == mine.tree_size]
         if not same_size:
             raise CheckpointInvalid(f"the listing has no checkpoint of size {mine.tree_size} to "
                                     "compare the kept one with: ask for one from before it")
         if all(c.root_hash != mine.root_hash for c in same_size):
-            raise CheckpointInvalid(f"the kept checkpoint of size {mine.tree_size} has another "
-                                    "root than the listing's: the log was rewritten")
+            raise CheckpointInconsistent(f"the kept checkpoint of size {mine.tree_size} has "
+                                         "another root than the listing's: the log was "
+                                         "rewritten")
     return checked
 
 
-def _run_listing(path: Path, trusted: Sequence[bytes], kept: Path | None
-                 ) -> tuple[bool, dict[str, Any], str]:
+def _run_listing(path: Path, trusted: Sequence[bytes], kept: Path | None) -> Outcome:
     try:
-        listing = json.loads(path.read_bytes())
-        kept_note = kept.read_text(encoding="utf-8") if kept is not None else None
-    except OSError as exc:
-        return False, {"valid": False, "check": "document", "reason": exc.strerror}, (
-            f"INVALID  document: {exc.filename}: {exc.strerror}")
-    except ValueError:
-        return False, {"valid": False, "check": "document", "reason": "not JSON"}, (
-            "INVALID  document: the listing is not JSON")
-    try:
+        listing = _read_json(path, "the listing")
+        try:
+            kept_note = kept.read_text(encoding="utf-8") if kept is not None else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MalformedDocument(f"cannot read the kept checkpoint {kept}: {exc}") from None
         checked = verify_checkpoint_listing(listing, trusted, kept_note)
-    except ExtractInvalid as exc:
-        return False, {"valid": False, "check": exc.check, "reason": str(exc)}, (
-            f"INVALID  {exc.check}: {exc}")
+    except VerificationFailure as failure:
+        return invalid(failure)
     first, last = checked[0], checked[-1]
     data = {"valid": True, "checkpoints": len(checked), "from_size": first.tree_size,
             "to_size": last.tree_size, "to_issued_at": envelope.format_instant(last.issued_at)}

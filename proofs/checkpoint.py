@@ -6,7 +6,7 @@ A checkpoint note::
     <tree size>
     <base64 root hash>
     time <issued at, UTC>
-    chains <base64 root of the chain map (ledger.chains)>
+    chains <base64 root of the chain map (proofs.chain_map)>
     <blank line>
     — <key name> <base64(4-byte key id || 64-byte Ed25519 signature)>
 
@@ -26,16 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ledger.envelope import format_instant, parse_instant
+from proofs.envelope import format_instant, parse_instant
+from proofs.failures import MalformedCheckpoint
 
 SIGNATURE_DASH = "\u2014"
 TIME_PREFIX = "time "
 CHAINS_PREFIX = "chains "
 ED25519_SIGNATURE_TYPE = b"\x01"
-
-
-class MalformedCheckpoint(ValueError):
-    """Text that is not a checkpoint note of this format."""
 
 
 @dataclass(frozen=True)

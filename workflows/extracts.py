@@ -4,7 +4,7 @@ An extract (docs/FORMAT.md §8) is a JWS signed by the platform whose payload ho
 every event of the subject, of the key registry and of the policies, **as stored**; a checkpoint
 issued at or after T that covers all of them; an inclusion proof of each event under that
 checkpoint; the map proof of each of the three chains (so that no event can be left out); and the
-subject's state recomputed from those events. ``ledger.verify_extract`` checks all of it offline.
+subject's state recomputed from those events. ``proofs.verify_extract`` checks all of it offline.
 
 Everything is read in one transaction that holds the write lock, so the checkpoint, the chain map
 and the events are one consistent snapshot.
@@ -12,37 +12,38 @@ and the events are one consistent snapshot.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, select, type_coerce
+from sqlalchemy import and_, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from domain import clock
 from domain.authorities import PLATFORM
-from domain.state import CHINA, subject_state
+from domain.clock import CHINA_TIME
+from domain.state import subject_state
 from keys.registry import KeyRegistryError
-from ledger import chains, jws, merkle, tables
+from keys.signer import b64
+from ledger import tables
 from ledger.application import CreditLedger
-from ledger.checkpoint import Checkpoint, parse_checkpoint
-from ledger.envelope import format_instant
 from ledger.errors import LedgerError
-from ledger.event_facts import fact_from_row
 from ledger.recorder import LedgerCorrupted
-from ledger.verify_checks import oid_text
+from ledger.verify import stored_nodes
+from proofs import chain_map, jws, merkle
+from proofs.checkpoint import Checkpoint, parse_checkpoint
+from proofs.checks import oid_text
+from proofs.envelope import format_instant
+from proofs.facts import fact_from_row
+from proofs.verify_extract import CONTEXT_STREAMS, load_trusted_key, run
 
 EXTRACT_TYPE = "credit-ledger/extract/v1"
 MEDIA_TYPE = "credit-extract+json"
-CONTEXT_CHAINS = (chains.REGISTRY_CHAIN, chains.POLICY_CHAIN)
+CONTEXT_CHAINS = (chain_map.REGISTRY_CHAIN, chain_map.POLICY_CHAIN)
 IN_CHUNK = 400
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,16 @@ class Extract:
     def number(self) -> str:
         return str(self.payload["number"])
 
+    @property
+    def subject_event_count(self) -> int:
+        """Events about the subject itself (not the key registry's or the policies')."""
+        return sum(1 for e in self.payload["events"]
+                   if e["topic"].rsplit(":", 1)[-1].split(".")[0] not in CONTEXT_STREAMS)
+
+    @property
+    def checkpoint_size(self) -> int:
+        return parse_checkpoint(self.payload["checkpoint"]).tree_size
+
     def to_json(self) -> str:
         return json.dumps(self.document, indent=2) + "\n"
 
@@ -65,7 +76,7 @@ def extract_number(subject: str, as_of: str, checkpoint: Checkpoint, issued_at: 
     digest = hashlib.sha256(
         f"{subject}\n{as_of}\n{checkpoint.note}\n{format_instant(issued_at)}".encode()
     ).hexdigest()[:8].upper()
-    return f"LA-{issued_at.astimezone(CHINA):%Y%m%d}-{checkpoint.tree_size}-{digest}"
+    return f"LA-{issued_at.astimezone(CHINA_TIME):%Y%m%d}-{checkpoint.tree_size}-{digest}"
 
 
 def _raw(column: Any) -> Any:
@@ -91,21 +102,21 @@ class ExtractIssuer:
             checkpoint = self._anchor(tx, moment)
             rows = {key: self._chain_rows(tx, key, checkpoint.tree_size)
                     for key in (subject, *CONTEXT_CHAINS)}
-            proofs = {key: ledger.recorder.chains.proof(tx, key) for key in rows}
+            proofs = {key: ledger.recorder.chain_map_store.proof(tx, key) for key in rows}
             positions = sorted(row[0] for chain in rows.values() for row in chain)
             inclusion = merkle.inclusion_proofs(positions, checkpoint.tree_size,
                                                 lambda wanted: self._nodes(tx, wanted))
         issued = clock.now()  # after the checkpoint the extract rests on
         for key, chain in rows.items():
-            length, head = chains.chain_head(bytes(row[-1]) for row in chain)
+            length, head = chain_map.chain_head(bytes(row[-1]) for row in chain)
             try:
                 proofs[key].check(length, head, checkpoint.chain_root)
-            except chains.MapProofError as exc:
+            except chain_map.MapProofError as exc:
                 raise LedgerCorrupted(f"the chain index disagrees with the log: {exc}") from None
         every = sorted((row for chain in rows.values() for row in chain), key=lambda r: r[0])
         facts = [fact_from_row(*row[:6]) for row in rows[subject]]
-        policy_facts = [fact_from_row(*row[:6]) for row in rows[chains.POLICY_CHAIN]]
-        state = subject_state(subject, facts, policy_facts, moment.astimezone(CHINA).date(),
+        policy_facts = [fact_from_row(*row[:6]) for row in rows[chain_map.POLICY_CHAIN]]
+        state = subject_state(subject, facts, policy_facts, moment.astimezone(CHINA_TIME).date(),
                               known_at=moment)
         as_of_text = format_instant(moment)
         payload = {
@@ -117,8 +128,8 @@ class ExtractIssuer:
             "checkpoint": checkpoint.note,
             "events": [self._event(row, inclusion[row[0]]) for row in every],
             "chains": [{"chain": key,
-                        "bucket": [[_b64(h), n, _b64(head)] for h, n, head in proof.entries],
-                        "path": [_b64(node) for node in proof.path]}
+                        "bucket": [[b64(h), n, b64(head)] for h, n, head in proof.entries],
+                        "path": [b64(node) for node in proof.path]}
                        for key, proof in proofs.items()],
             "state": state,
         }
@@ -180,5 +191,48 @@ class ExtractIssuer:
     def _event(row: Any, proof: list[bytes]) -> dict[str, Any]:
         position, nid, raw_oid, version, topic, state, _ = row
         return {"position": position, "notification_id": nid, "originator_id": oid_text(raw_oid),
-                "version": version, "topic": topic, "state": _b64(bytes(state)),
-                "proof": [_b64(node) for node in proof]}
+                "version": version, "topic": topic, "state": b64(bytes(state)),
+                "proof": [b64(node) for node in proof]}
+
+
+# -- what a court and a kept-checkpoint holder are given ---------------------------------------
+
+
+def checkpoint_listing(ledger: CreditLedger, since: int | None = None) -> list[dict[str, Any]]:
+    """Signed checkpoints from number ``since`` (default: the latest ten), each with the
+    consistency proof from the one before it (`credit checkpoints --json`)."""
+    c = tables.checkpoints
+    with ledger.engine.connect() as conn:
+        last = conn.execute(select(func.max(c.c.seq))).scalar() or 0
+        if since is not None and since > last:
+            raise LedgerError(f"there is no checkpoint {since}; the latest is {last}")
+        first = since if since is not None else max(last - 9, 1)
+        rows = conn.execute(select(c.c.seq, c.c.note).where(c.c.seq >= first)
+                            .order_by(c.c.seq)).all()
+        nodes = stored_nodes(conn)
+        listed: list[dict[str, Any]] = []
+        previous: tuple[int, int] | None = None
+        for seq, note in rows:
+            size = parse_checkpoint(note).tree_size
+            item: dict[str, Any] = {"seq": seq, "tree_size": size, "note": note}
+            if previous is not None:
+                proof = (merkle.consistency_proof(previous[1], size, nodes)
+                         if 0 < previous[1] < size else [])
+                item["consistency"] = {"from_seq": previous[0], "from_size": previous[1],
+                                       "proof": [p.hex() for p in proof]}
+            listed.append(item)
+            previous = (seq, size)
+    return listed
+
+
+class TrustedKeyUnreadable(LedgerError):
+    """The platform public key a verifier was told to trust cannot be read."""
+
+
+def verify_extract_file(file: Path, trusted_key_file: Path) -> tuple[bool, dict[str, Any], str]:
+    """(valid, JSON result, text) of the offline verifier on one extract file."""
+    try:
+        key = load_trusted_key(trusted_key_file)
+    except SystemExit as exc:
+        raise TrustedKeyUnreadable(str(exc)) from None
+    return run(file, key)

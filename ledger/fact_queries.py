@@ -13,7 +13,7 @@ from sqlalchemy.types import NullType
 
 from domain.state import Fact
 from ledger import tables
-from ledger.event_facts import fact_from_row
+from proofs.facts import fact_from_row
 
 __all__ = ["fact_from_row", "iter_subject_facts", "read_facts", "read_facts_of"]
 

@@ -1,0 +1,121 @@
+"""The administrator's commands: create the ledger, keys, checkpoints, whole-store verification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, inspect
+
+from domain import clock
+from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
+from keys.signer import fingerprint, public_key_from_pem, public_key_to_pem
+from ledger import tables
+from ledger.application import EVENTS_TABLE, CreditLedger
+from ledger.errors import LedgerError
+from ledger.settings import Settings
+from ledger.storage import prepare_database, redacted
+from ledger.verify import LedgerVerifier, VerifyReport
+from proofs.checkpoint import Checkpoint
+from workflows.extracts import TrustedKeyUnreadable
+from workflows.services import CreditServices
+
+
+class NoLedger(LedgerError):
+    """There is nothing to verify at the configured database."""
+
+
+def initialise_city(ledger: CreditLedger) -> tuple[list[str], list[str]]:
+    """The platform key first, then every Lin'an authority with its key, then the bundled policy
+    versions: (key ids, policy versions)."""
+    kids = [ledger.initialise(LINAN_AUTHORITIES[0])]
+    kids += [ledger.register_authority(p) for p in LINAN_AUTHORITIES[1:]]
+    policies = CreditServices(ledger).publish_bundled(CREDIT_OFFICE)
+    return kids, policies
+
+
+def register_authority(ledger: CreditLedger, profile: AuthorityProfile,
+                       expires_at: datetime | None = None) -> str:
+    return ledger.register_authority(profile, expires_at=expires_at)
+
+
+def rotate_key(ledger: CreditLedger, authority: str, expires_at: datetime | None = None) -> str:
+    return ledger.rotate_key(authority, expires_at=expires_at)
+
+
+def revoke_key(ledger: CreditLedger, kid: str, reason: str,
+               revoked_at: datetime | None = None) -> None:
+    ledger.revoke_key(kid, reason=reason, revoked_at=revoked_at)
+
+
+def sign_checkpoint(ledger: CreditLedger) -> Checkpoint:
+    return ledger.checkpoint()
+
+
+def key_rows(ledger: CreditLedger) -> list[dict[str, Any]]:
+    """Every key in the registry with its validity now."""
+    now = clock.now()
+    return [
+        {"kid": k.kid, "authority": k.authority, "fingerprint": fingerprint(k.public_key),
+         "valid_from": k.valid_from.isoformat(),
+         "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+         "retired_at": k.retired_at.isoformat() if k.retired_at else None,
+         "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+         "status": k.status_at(now)}
+        for k in ledger.registry.keys.values()
+    ]
+
+
+def public_key_pem(ledger: CreditLedger, authority: str) -> str:
+    """The authority's current public key as PEM (``platform``: the key that signs extracts)."""
+    key = ledger.registry.key_for_signing(authority, clock.now())
+    return public_key_to_pem(key.public_key).decode("ascii")
+
+
+def policy_rows(ledger: CreditLedger) -> list[dict[str, Any]]:
+    return [{"kind": kind, "version": p.version, "effective_from": p.effective_from.isoformat(),
+             "source": p.source}
+            for kind, versions in ledger.policies.versions.items() for p in versions]
+
+
+def trusted_platform_keys(settings: Settings, trust: Path | None) -> list[bytes] | None:
+    """The platform keys to trust: ``trust``, else the platform's public keys in the key
+    folder, else None (the ledger's own first key, which the report says)."""
+    paths = [trust] if trust is not None else (
+        sorted(settings.keys_dir.glob("platform-*.pub")) if settings.keys_dir.is_dir() else [])
+    keys = []
+    for path in paths:
+        try:
+            keys.append(public_key_from_pem(path.read_bytes()))
+        except OSError as exc:
+            raise TrustedKeyUnreadable(f"cannot read {path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise TrustedKeyUnreadable(f"{path}: {exc}") from None
+    return keys or None
+
+
+class StoreVerification:
+    """``credit verify`` on the configured store. Not through CreditLedger: opening the
+    application checks the key registry, and verify must report a broken registry, not stop."""
+
+    def __init__(self, settings: Settings, trusted: Sequence[bytes] | None) -> None:
+        self.settings = settings
+        self.engine = create_engine(prepare_database(settings.database_url))
+        if not inspect(self.engine).has_table(EVENTS_TABLE):
+            self.engine.dispose()
+            raise NoLedger(f"there is no ledger at {redacted(settings.database_url)}: "
+                           "run `credit init` or `credit demo` first")
+        self.verifier = LedgerVerifier(self.engine, tables.events_table(EVENTS_TABLE),
+                                       trusted_platform_keys=trusted)
+
+    def count_events(self) -> int:
+        return self.verifier.count_events()
+
+    def run(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        try:
+            self.verifier.progress = progress
+            return self.verifier.run()
+        finally:
+            self.engine.dispose()
