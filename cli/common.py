@@ -113,9 +113,11 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     table = Table(*headers, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 1000,
-                      highlight=False, emoji=False, markup=False)
-    console.print(table)
+    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False,
+                      emoji=False, markup=False)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def parse_time(text: str) -> datetime:

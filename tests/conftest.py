@@ -209,8 +209,16 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, keys_dir=tmp_path / "keys", passphrase=PASSPHRASE)
+def settings(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[Settings]:
+    """An empty ledger's settings; with ``@pytest.mark.initialised``, a copy of the ledger that
+    ``initialised`` builds (made once per database for the whole session)."""
+    if request.node.get_closest_marker("initialised") is not None:
+        request.getfixturevalue("template_root")
+        with copy_of("initialised", backend, tmp_path) as copied:
+            yield copied
+        return
+    url = request.getfixturevalue("database_url")
+    yield Settings(database_url=url, keys_dir=tmp_path / "keys", passphrase=PASSPHRASE)
 
 
 @pytest.fixture

@@ -224,23 +224,20 @@ def check_a_listing_offline(credit: Credit, pem: Path, tmp_path: Path) -> None:
     assert good.stdout.startswith("VALID") and "the kept checkpoint is among them" in good.stdout
 
     original = parse_checkpoint(items[0]["note"])
-    signer = KeyStore(tmp_path / "keys", PASSPHRASE).signer(original.key_name)
-    rewritten = make_checkpoint(original.origin, original.tree_size, bytes(32),
-                                original.issued_at, original.chain_root, signer.kid,
-                                signer.public_key, signer.sign)
-    kept.write_text(rewritten.note)
-    bad = offline(listing, "--kept", str(kept))
+
+    def kept_with_another_root(signer: Signer) -> subprocess.CompletedProcess[str]:
+        note = make_checkpoint(original.origin, original.tree_size, bytes(32),
+                               original.issued_at, original.chain_root, signer.kid,
+                               signer.public_key, signer.sign).note
+        kept.write_text(note)
+        return offline(listing, "--kept", str(kept))
+
+    bad = kept_with_another_root(KeyStore(tmp_path / "keys", PASSPHRASE).signer(original.key_name))
     assert bad.returncode == 1 and bad.stdout.startswith("INVALID  consistency: ")
     assert "the log was rewritten" in bad.stdout
-
     # A kept note nobody trusted signed proves nothing, and cannot make an honest log look
     # rewritten.
-    forger = Signer(original.key_name, Ed25519PrivateKey.generate())
-    unsigned = make_checkpoint(original.origin, original.tree_size, bytes(32),
-                               original.issued_at, original.chain_root, forger.kid,
-                               forger.public_key, forger.sign)
-    kept.write_text(unsigned.note)
-    bad = offline(listing, "--kept", str(kept))
+    bad = kept_with_another_root(Signer(original.key_name, Ed25519PrivateKey.generate()))
     assert bad.returncode == 1 and bad.stdout.startswith("INVALID  checkpoint: the kept")
 
     grown = [i for i, item in enumerate(items) if item.get("consistency", {}).get("proof")]

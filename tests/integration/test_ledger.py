@@ -51,9 +51,9 @@ def test_the_first_event_registers_the_platform_with_its_own_key(ledger: CreditL
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_records_are_signed_by_their_department_and_every_save_is_checkpointed(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-05T02:00:00")):
         ids = services.submit_records([submission("tax", i) for i in range(5)])
         services.correct_record(ids[0], actor="tax", reason="笔误", changes={"summary": "更正"})
@@ -74,9 +74,9 @@ def test_records_are_signed_by_their_department_and_every_save_is_checkpointed(
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_the_log_index_holds_subject_and_both_times(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-05T02:00:00")):
         services.submit_record(submission("market", 1, PERSON, decided=date(2020, 3, 2)))
     with ledger.engine.connect() as conn:
@@ -87,9 +87,9 @@ def test_the_log_index_holds_subject_and_both_times(
     assert row.effective_at.isoformat() == "2020-03-01T16:00:00"  # 2 March, China time
 
 
+@pytest.mark.initialised
 def test_a_batch_with_one_bad_row_writes_nothing(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     before = counts(ledger)
     bad = replace(submission("tax", 3), summary=" ")
     with pytest.raises(InvalidRecord, match="summary must not be empty"):
@@ -97,9 +97,9 @@ def test_a_batch_with_one_bad_row_writes_nothing(
     assert counts(ledger) == before
 
 
+@pytest.mark.initialised
 def test_a_batch_that_collides_with_a_stored_record_writes_nothing(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     services.submit_record(submission("tax", 1))
     before = counts(ledger)
     with pytest.raises(AlreadyRecorded):
@@ -108,9 +108,9 @@ def test_a_batch_that_collides_with_a_stored_record_writes_nothing(
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_writing_as_an_unknown_authority_is_refused_and_writes_nothing(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     before = counts(ledger)
     with pytest.raises(UnknownAuthority, match="'labour' is not registered"):
         services.submit_record(replace(submission("tax", 1), actor="labour"))
@@ -124,9 +124,9 @@ def test_writing_before_initialisation_is_refused(
     assert counts(ledger) == (0, 0, 0, 0)
 
 
+@pytest.mark.initialised
 def test_writing_with_a_revoked_key_is_refused_and_writes_nothing(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-02-01T00:00:00")):
         ledger.revoke_key("tax-2020-1", reason="lost laptop")
     before = counts(ledger)
@@ -140,9 +140,9 @@ def test_writing_with_a_revoked_key_is_refused_and_writes_nothing(
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_writing_with_an_expired_key_is_refused_and_writes_nothing(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-01-02T00:00:00")):
         ledger.register_authority(AuthorityProfile("labour", "department", "人社局", "Labour"),
                                   expires_at=at("2020-06-01T00:00:00"))
@@ -156,9 +156,9 @@ def test_writing_with_an_expired_key_is_refused_and_writes_nothing(
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_a_key_rotation_is_signed_by_the_platform_key_it_keeps_valid(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2021-01-01T00:00:00")):
         new = ledger.rotate_key("platform")
     with clock.frozen_at(at("2021-01-02T00:00:00")):
@@ -172,9 +172,9 @@ def test_a_key_rotation_is_signed_by_the_platform_key_it_keeps_valid(
     verify_clean(ledger)
 
 
+@pytest.mark.initialised
 def test_the_platform_cannot_revoke_its_only_key(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with pytest.raises(LastPlatformKey, match="platform-2020-1"):
         ledger.revoke_key("platform-2020-1", reason="oops")
 
@@ -194,9 +194,9 @@ def test_a_revocation_in_the_past_invalidates_what_the_key_signed_since(
     assert "key tax-2020-1 was revoked at 2020-02-15" in report.first_failure.reason
 
 
+@pytest.mark.initialised
 def test_only_the_owning_department_corrects_a_record(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     record_id = services.submit_record(submission("tax", 1))
     before = counts(ledger)
     with pytest.raises(NotRecordOwner, match="only 'tax'"):
@@ -206,9 +206,9 @@ def test_only_the_owning_department_corrects_a_record(
     assert counts(ledger) == before
 
 
+@pytest.mark.initialised
 def test_key_events_are_recorded_by_the_platform_only(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     authority = ledger.authority("tax")
     with pytest.raises(NotByPlatform):
         authority.rotate_key(actor="tax", kid="tax-2020-9", public_key="x",
@@ -260,9 +260,9 @@ def test_two_ledger_processes_writing_in_turn_keep_one_consistent_log(
         second.close()
 
 
+@pytest.mark.initialised
 def test_proofs_built_from_the_stored_tree_verify_against_the_checkpoints(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     for i in range(7):
         services.submit_records([submission("tax", 10 * i + j) for j in range(i + 1)])
     with ledger.engine.connect() as conn:
@@ -282,9 +282,9 @@ def test_proofs_built_from_the_stored_tree_verify_against_the_checkpoints(
                                       last.root_hash, proof)
 
 
+@pytest.mark.initialised
 def test_an_explicit_checkpoint_covers_the_log_as_it_stands(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-02-01T00:00:00") + timedelta(hours=1)):
         cp = ledger.checkpoint()
     # the authorities and the policy versions

@@ -128,9 +128,9 @@ def test_flags_move_with_time_without_an_event(ledger: CreditLedger,
     assert snapshot(ledger.engine)["proj_records"] == moved["proj_records"]
 
 
+@pytest.mark.initialised
 def test_read_models_in_a_separate_database(ledger: CreditLedger, services: CreditServices,
                                             tmp_path: Path) -> None:
-    initialised(services)
     with clock.frozen_at(at("2026-06-01T02:00:00")):
         services.submit_record(submission("tax", 7, decided=date(2026, 5, 20)))
     engine = create_engine(f"sqlite:///{tmp_path / 'read.db'}")
@@ -143,9 +143,9 @@ def test_read_models_in_a_separate_database(ledger: CreditLedger, services: Cred
         engine.dispose()
 
 
+@pytest.mark.initialised
 def test_follow_applies_new_events_as_they_arrive(ledger: CreditLedger,
                                                   services: CreditServices) -> None:
-    initialised(services)
     runner = ProjectionRunner(ledger)
     runner.catch_up(today=TODAY)
     stop = threading.Event()
@@ -169,8 +169,8 @@ def test_follow_applies_new_events_as_they_arrive(ledger: CreditLedger,
         follower.close()
 
 
+@pytest.mark.initialised
 def test_status_reports_positions_and_lag(ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     runner = ProjectionRunner(ledger)
     assert {r["name"]: r["behind"] for r in runner.status()}["subjects"] == ledger.event_count()
     runner.catch_up(today=TODAY)

@@ -83,9 +83,9 @@ def test_an_objection_is_marked_from_acceptance_and_its_ruling_is_carried_out(
     clean(services.ledger)
 
 
+@pytest.mark.initialised
 def test_an_objection_about_a_listing_removes_the_subject_from_the_list(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-03T02:00:00")):
         rid = services.submit_record(replace(submission("tax", 9, decided=date(2020, 3, 1)),
                                              item_code="TAX-MAJOR-VIOLATION"))
@@ -158,9 +158,9 @@ def test_repair_is_refused_before_the_minimum_period_and_approved_after(
     clean(services.ledger)
 
 
+@pytest.mark.initialised
 def test_a_subject_on_the_black_list_cannot_repair(ledger: CreditLedger,
                                                    services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-03T02:00:00")):
         serious = services.submit_record(replace(submission("tax", 9, decided=date(2020, 3, 1)),
                                                  item_code="TAX-MAJOR-VIOLATION"))
@@ -175,8 +175,8 @@ def test_a_subject_on_the_black_list_cannot_repair(ledger: CreditLedger,
             services.decide_repair(OFFICE, number, approve=True)
 
 
+@pytest.mark.initialised
 def test_listing_rules_through_the_ledger(ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-03T02:00:00")):
         ordinary = services.submit_record(submission("tax", 1, decided=date(2020, 3, 1)))
         honour = services.submit_record(replace(submission("tax", 2, decided=date(2020, 3, 1)),
@@ -198,9 +198,9 @@ def test_listing_rules_through_the_ledger(ledger: CreditLedger, services: Credit
     clean(ledger)
 
 
+@pytest.mark.initialised
 def test_commitments_count_in_the_grade_and_a_grading_change_is_dated(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2022-06-02T02:00:00")):
         services.submit_record(submission("tax", 1, decided=date(2022, 6, 1)))
         number = services.make_commitment(OFFICE, subject=ENTERPRISE, text="按期整改",
@@ -213,9 +213,9 @@ def test_commitments_count_in_the_grade_and_a_grading_change_is_dated(
     clean(ledger)
 
 
+@pytest.mark.initialised
 def test_a_subjects_change_of_name_is_dated(ledger: CreditLedger,
                                            services: CreditServices) -> None:
-    initialised(services)
     with clock.frozen_at(at("2020-03-03T02:00:00")):
         services.submit_record(submission("market", 1, PERSON))
     with clock.frozen_at(at("2021-03-03T02:00:00")):
@@ -242,9 +242,9 @@ def test_a_command_the_actor_may_not_run_is_refused_and_writes_nothing(
     assert events(services.ledger) == before
 
 
+@pytest.mark.initialised
 def test_a_record_about_an_unregistered_subject_needs_its_name(
         ledger: CreditLedger, services: CreditServices) -> None:
-    initialised(services)
     before = events(ledger)
     with pytest.raises(SubjectNotRegistered, match="is not registered: give its name"):
         services.submit_record(replace(submission("tax", 1), subject_name=None))
