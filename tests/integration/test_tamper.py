@@ -33,12 +33,12 @@ def engine_of(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def verify(settings: Settings) -> VerifyReport:
+def verify(settings: Settings, *, processes: bool | None = None) -> VerifyReport:
     app = CreditLedger(settings)
     try:
         platform = app.registry.keys["platform-2020-1"].public_key
         return LedgerVerifier(app.engine, app.recorder.events_table,
-                              trusted_platform_keys=[platform]).run()
+                              trusted_platform_keys=[platform], processes=processes).run()
     finally:
         app.close()
 
@@ -109,6 +109,17 @@ def test_one_byte_changed_in_a_payload_is_named(scenario: Settings) -> None:
     assert failure.version == row.originator_version
     assert failure.check == "signature" and "tax-" in failure.reason
     assert ("log", row.id) in named(report)
+
+
+def test_worker_processes_name_the_same_failures_as_threads(scenario: Settings) -> None:
+    # large stores are checked in worker processes: their failures come back whole
+    with engine_of(scenario) as engine:
+        row = [r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted")][1]
+        set_state(engine, row.id, bytes(row.state).replace(b'"amount":"', b'"amount":"9'))
+    in_threads = verify(scenario, processes=False)
+    in_processes = verify(scenario, processes=True)
+    assert ("signature", row.id) in named(in_processes)
+    assert in_processes.failures == in_threads.failures
 
 
 def test_two_events_payloads_swapped_are_named(scenario: Settings) -> None:
