@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cli.common import (
+    TIME_HELP,
     as_option,
     credit,
     emit,
@@ -63,9 +64,14 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
     with opened(config) as ledger:
         existing = ledger.event_count()
         if existing:
-            emit(as_json, {"written": False, "events": existing},
-                 f"the ledger at {redacted(config.database_url)} already holds {existing} events; "
-                 "the demo city is written into an empty ledger only: nothing written")
+            same = demo_city.holds_city(ledger, subjects, seed)
+            emit(as_json, {"written": False, "events": existing, "same_city": same},
+                 f"the ledger at {redacted(config.database_url)} already holds "
+                 + (f"this demo city ({subjects} subjects, seed {seed}): nothing written" if same
+                    else f"{existing} events of something else; the demo city is written into an "
+                         "empty ledger only: nothing written"))
+            if not same:
+                sys.exit(1)
             return
         with progress_bar("demo city: actions", None) as progress:
             summary = demo_city.build(ledger, subjects, seed, progress)
@@ -150,7 +156,7 @@ def keys_list(as_json: bool) -> None:
               show_default=True)
 @click.option("--name-zh", required=True, help="The authority's Chinese name.")
 @click.option("--name-en", required=True, help="The authority's English name.")
-@click.option("--expires", type=str, help="Expiry of the key (ISO date; China time).")
+@click.option("--expires", type=str, help=f"Expiry of the key: {TIME_HELP}.")
 def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
                   expires: str | None) -> None:
     """Register a new AUTHORITY with a newly generated key pair."""
@@ -163,7 +169,7 @@ def keys_generate(authority: str, kind: str, name_zh: str, name_en: str,
 
 @keys.command("rotate")
 @click.argument("authority")
-@click.option("--expires", type=str, help="Expiry of the new key (ISO date; China time).")
+@click.option("--expires", type=str, help=f"Expiry of the new key: {TIME_HELP}.")
 def keys_rotate(authority: str, expires: str | None) -> None:
     """Give AUTHORITY a new key; its current key is retired from now."""
     with writing() as ledger:
@@ -176,7 +182,7 @@ def keys_rotate(authority: str, expires: str | None) -> None:
 @click.argument("kid")
 @click.option("--reason", required=True, help="Why (for example: private key compromised).")
 @click.option("--at", "at", type=str,
-              help="Revoked from this time (ISO; default now); may lie in the past.")
+              help=f"Revoked from this time, {TIME_HELP} (default now); may lie in the past.")
 def keys_revoke(kid: str, reason: str, at: str | None) -> None:
     """Revoke key KID: events it signs from then on fail verification."""
     with writing() as ledger:

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,11 +120,18 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
+# What a time option accepts, said once, the same way, in every --help.
+TIME_HELP = ("an ISO date-time (China time, UTC+8, unless it names a zone), or a date "
+             "YYYY-MM-DD meaning the END of that day in China time")
+
+
 def parse_time(text: str) -> datetime:
-    """An ISO date or date-time; without a timezone it is read as China time (UTC+8)."""
+    """A time option's value (TIME_HELP): a bare date is the last instant of that China day,
+    whatever the option (an as-of, a known-at, an expiry or a revocation)."""
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=CHINA_TIME)
+            return (datetime.combine(date.fromisoformat(text), time(0), tzinfo=CHINA_TIME)
+                    + timedelta(days=1) - timedelta(microseconds=1))
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO date or date-time") from None
@@ -187,4 +194,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 input_option = click.option("--input", "input_path", metavar="FILE",
                             help="A JSON object with the command's fields ('-' for stdin); "
                                  "flags override it.")
-on_option = click.option("--on", "on", metavar="DATE", help="The date (default today, China).")
+on_option = click.option("--on", "on", metavar="DATE",
+                        help="The day the act takes effect (YYYY-MM-DD; default today, China "
+                             "time); never after today, nor before what it answers.")

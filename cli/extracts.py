@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
-from cli.common import credit, fail, opened, parse_time, reading, subject_ref, writing
+from cli.common import (
+    TIME_HELP,
+    credit,
+    fail,
+    opened,
+    parse_time,
+    reading,
+    subject_ref,
+    writing,
+)
 from domain.identifiers import mask_subject_key
 from workflows.extracts import ExtractIssuer, checkpoint_listing, verify_extract_file
 from workflows.verifier_file import pack_verifier, verifier_files
 
 
-def _as_of(text: str | None) -> datetime | None:
-    """A date means the end of that day in China time; a time is taken as given."""
-    if text is None:
-        return None
-    moment = parse_time(text)
-    if len(text) == 10:
-        moment = moment + timedelta(days=1) - timedelta(microseconds=1)
-    return moment
-
-
 @credit.command()
 @click.argument("subject_text", metavar="SUBJECT")
-@click.option("--as-of", "as_of", help="Date (end of that day, China time) or date-time; "
-              "default now.")
+@click.option("--as-of", "as_of", help=f"As of {TIME_HELP}; default now.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Where to write the extract (JSON).")
 def extract(subject_text: str, as_of: str | None, output: Path) -> None:
     """Issue a signed extract of a subject's credit history that a court verifies offline."""
     ref = subject_ref(subject_text)
     with writing() as ledger:
-        issued = ExtractIssuer(ledger).issue(ref.key, _as_of(as_of))
+        issued = ExtractIssuer(ledger).issue(ref.key, parse_time(as_of) if as_of else None)
     output.write_text(issued.to_json(), encoding="utf-8")
     payload = issued.payload
     click.echo(f"extract {issued.number} of {mask_subject_key(ref.key)} as of "

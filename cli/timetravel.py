@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cli.common import (
+    TIME_HELP,
     credit,
     emit,
     opened,
@@ -43,23 +44,44 @@ def render_state(state: dict[str, Any]) -> str:
         name = mask_person_name(name)
     lines = [f"{mask_subject_key(state['subject'])} {name} "
              f"({(state['kind'] or 'unregistered').replace('_', ' ')})",
-             f"as of {state['as_of']}, as the ledger knew it at {state['known_at']}",
-             f"grade {grade['grade']} ({grade['points']} points, policy {grade['policy']})"
-             + (f"; {grade['override']}" if grade["override"] else "")]
+             f"as of {state['as_of']}, as the ledger knew it at {state['known_at']}"]
+    if grade["grade"] is None:
+        lines.append(f"no grade: no grading policy was in force on {state['as_of']}")
+    else:
+        lines.append(f"grade {grade['grade']} ({grade['points']} points, policy "
+                     f"{grade['policy']})" + (f"; {grade['override']}" if grade["override"] else ""))
     lines += [f"  {line['points']:+d}  {line['reason']}" for line in grade["explanation"]]
     lines.append(f"records ({len(state['records'])}):")
     lines += [f"  {r['decision_date']}  {r['item_code']:<20} {r['decision_number']}  {_flags(r)}"
               for r in state["records"]]
-    for name in ("listings", "objections", "repairs", "commitments"):
-        items = state[name]
+    for section, fields in SECTION_FIELDS.items():
+        items = state[section]
         if items:
-            lines.append(f"{name} ({len(items)}):")
-            lines += ["  " + "  ".join(str(v) for k, v in item.items()
-                                       if k in ("number", "list", "status", "start", "ends_on",
-                                                "deadline", "outcome", "overdue", "outcome",
-                                                "made_on", "applied_on") and v is not None)
-                      for item in items]
+            lines.append(f"{section} ({len(items)}):")
+            lines += ["  " + _labelled(item, fields) for item in items]
     return "\n".join(lines)
+
+
+# What each section's line shows: every value after its label; a flag only when it is set.
+SECTION_FIELDS = {
+    "listings": ("number", "list", "status", "start", "ends_on"),
+    "objections": ("number", "status", "deadline", "extended", "outcome", "late", "overdue",
+                   "review"),
+    "repairs": ("number", "status", "applied_on", "decided_on"),
+    "commitments": ("number", "made_on", "due_on", "outcome"),
+}
+
+
+def _labelled(item: dict[str, Any], fields: tuple[str, ...]) -> str:
+    shown = []
+    for field in fields:
+        value = item.get(field)
+        if value is None or value is False:
+            continue
+        label = field.replace("_", " ")
+        shown.append(str(value) if field == "number" else label if value is True
+                     else f"{label} {value}")
+    return "  ".join(shown)
 
 
 def _known(text: str | None) -> datetime | None:
@@ -70,7 +92,7 @@ def _known(text: str | None) -> datetime | None:
 @click.argument("subject_text", metavar="SUBJECT")
 @click.option("--as-of", "as_of", help="The day (YYYY-MM-DD; default today).")
 @click.option("--known-at", "known_at",
-              help="As the ledger knew it then (date or date-time; default now).")
+              help=f"As the ledger knew it at {TIME_HELP}; default now.")
 @click.option("--json", "as_json", is_flag=True)
 def history(subject_text: str, as_of: str | None, known_at: str | None, as_json: bool) -> None:
     """A subject's records, flags, grade and lists on a day, recomputed from its signed events
@@ -120,6 +142,7 @@ def diff(subject_text: str, start: str, end: str | None, known_at: str | None,
     lines = [f"{mask_subject_key(ref.key)} from {result['from']} to {result['to']}:"]
     lines += [f"  {c['what']} {labels.get(c['id'], c['id'] or '')}"
               f"{' ' + c['field'] if c['field'] else ''}: {c['from']} -> {c['to']}"
+              + (f"  (by event {', '.join(str(i) for i in c['events'])})" if c["events"] else "")
               for c in result["changes"]] or ["  no change"]
     if result["by_time"]:
         lines.append("changed by time alone (no event):")

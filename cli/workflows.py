@@ -26,6 +26,7 @@ from cli.common import (
 )
 from domain.identifiers import mask_subject_key
 from domain.listings import listing_id
+from domain.records import today_in_china
 from workflows.services import RecordSubmission
 
 
@@ -107,7 +108,9 @@ def record() -> None:
 @click.option("--subject-name", help="Registers the subject if the ledger does not know it.")
 @click.option("--item", "item_code", help="Catalogue item code.")
 @click.option("--decision-number")
-@click.option("--decision-date", help="YYYY-MM-DD")
+@click.option("--decision-date", "--on", "decision_date",
+              help="The date of the decision, from which the record takes effect (YYYY-MM-DD; "
+                   "--on for short; default today, China time).")
 @click.option("--summary")
 @click.option("--details", help="JSON object of further fields.")
 @input_option
@@ -119,9 +122,7 @@ def record_submit(actor: str, subject_text: str | None, subject_name: str | None
     """Submit one credit record as the department that owns its catalogue item."""
     data = read_input(input_path)
     ref = subject_ref(pick(data, "subject", subject_text))
-    decided = day_of(data, "decision_date", decision_date)
-    if decided is None:
-        fail("--decision-date is required (as a flag or in --input)")
+    decided = day_of(data, "decision_date", decision_date) or today_in_china()
     extra = json_object("--details", details) if details else data.get("details") or {}
     with services() as svc:
         record_id = svc.submit_record(RecordSubmission(
@@ -139,10 +140,11 @@ def record_submit(actor: str, subject_text: str | None, subject_name: str | None
 @click.option("--reason")
 @click.option("--set", "changes", multiple=True, metavar="FIELD=VALUE",
               help="A corrected field (summary, decision_number, decision_date, details).")
+@on_option
 @input_option
 @json_option
 def record_correct(record_id: str, actor: str, reason: str | None, changes: tuple[str, ...],
-                   input_path: str | None, as_json: bool) -> None:
+                   on: str | None, input_path: str | None, as_json: bool) -> None:
     """Correct a record: a new signed event that names the version it supersedes."""
     data = read_input(input_path)
     parsed = field_changes(changes) if changes else dict(data.get("changes") or {})
@@ -150,7 +152,8 @@ def record_correct(record_id: str, actor: str, reason: str | None, changes: tupl
         parsed["decision_date"] = parse_day("decision_date", parsed["decision_date"])
     rid = as_uuid("RECORD_ID", record_id)
     with services() as svc:
-        svc.correct_record(rid, actor=actor, reason=pick(data, "reason", reason), changes=parsed)
+        svc.correct_record(rid, actor=actor, reason=pick(data, "reason", reason), changes=parsed,
+                           corrected_on=day_of(data, "on", on))
         version = svc.record(rid).version
     emit(as_json, {"record_id": record_id, "version": version},
          f"corrected {record_id} (now version {version})")
@@ -160,15 +163,16 @@ def record_correct(record_id: str, actor: str, reason: str | None, changes: tupl
 @click.argument("record_id")
 @as_option
 @click.option("--reason")
+@on_option
 @input_option
 @json_option
-def record_revoke(record_id: str, actor: str, reason: str | None, input_path: str | None,
-                  as_json: bool) -> None:
+def record_revoke(record_id: str, actor: str, reason: str | None, on: str | None,
+                  input_path: str | None, as_json: bool) -> None:
     """Revoke a record (a factual error). It stays in the ledger, void."""
     data = read_input(input_path)
     with services() as svc:
         svc.revoke_record(as_uuid("RECORD_ID", record_id), actor=actor,
-                          reason=pick(data, "reason", reason))
+                          reason=pick(data, "reason", reason), revoked_on=day_of(data, "on", on))
     emit(as_json, {"record_id": record_id, "revoked": True}, f"revoked {record_id}")
 
 
@@ -232,11 +236,13 @@ def objection_accept(number_: str, actor: str, on: str | None, as_json: bool) ->
 @click.argument("number_", metavar="NUMBER")
 @as_option
 @click.option("--reason", required=True)
+@on_option
 @json_option
-def objection_decline(number_: str, actor: str, reason: str, as_json: bool) -> None:
+def objection_decline(number_: str, actor: str, reason: str, on: str | None,
+                      as_json: bool) -> None:
     """Decline to accept an objection, giving the reason."""
     with services() as svc:
-        svc.decline_objection(actor, number_, reason)
+        svc.decline_objection(actor, number_, reason, parse_day("--on", on))
     emit(as_json, {"number": number_, "status": "declined"}, f"objection {number_} declined")
 
 
@@ -244,11 +250,14 @@ def objection_decline(number_: str, actor: str, reason: str, as_json: bool) -> N
 @click.argument("number_", metavar="NUMBER")
 @as_option
 @click.option("--reason", required=True)
+@on_option
 @json_option
-def objection_extend(number_: str, actor: str, reason: str, as_json: bool) -> None:
-    """Extend the ruling period once, to 20 working days from acceptance."""
+def objection_extend(number_: str, actor: str, reason: str, on: str | None,
+                     as_json: bool) -> None:
+    """Extend the ruling period once, to 20 working days from acceptance (on a day before the
+    first deadline has passed)."""
     with services() as svc:
-        deadline = svc.extend_objection(actor, number_, reason)
+        deadline = svc.extend_objection(actor, number_, reason, parse_day("--on", on))
     emit(as_json, {"number": number_, "deadline": deadline.isoformat()},
          f"objection {number_} extended; ruling due by {deadline.isoformat()}")
 
@@ -396,7 +405,9 @@ def list_group() -> None:
 @click.option("--subject", "subject_text")
 @click.option("--legal-basis")
 @click.option("--basis-record", "basis", multiple=True, help="A record the listing rests on.")
-@click.option("--start", help="YYYY-MM-DD")
+@click.option("--start", "--on", "start",
+              help="The day the listing takes effect (YYYY-MM-DD; --on for short; default today, "
+                   "China time).")
 @click.option("--end", help="Planned end (default: the list's period from the measures).")
 @click.option("--notified", help="When the subject was notified (black list: before --start).")
 @click.option("--removal-conditions", default=None)
@@ -409,9 +420,7 @@ def list_add(actor: str, list_name: str | None, subject_text: str | None,
              input_path: str | None, as_json: bool) -> None:
     """Put a subject on the black or red list."""
     data = read_input(input_path)
-    begins = day_of(data, "start", start)
-    if begins is None:
-        fail("--start is required (as a flag or in --input)")
+    begins = day_of(data, "start", start) or today_in_china()
     records = [as_uuid("--basis-record", r) for r in (basis or data.get("basis_records") or [])]
     with services() as svc:
         num = svc.add_listing(

@@ -15,6 +15,7 @@ from eventsourcing.domain import event
 
 from domain import clock
 from domain.base import DomainError, LedgerAggregate
+from domain.events import apply_schemas
 
 PLATFORM = "platform"
 CREDIT_OFFICE = "credit-office"
@@ -249,3 +250,6 @@ LINAN_AUTHORITIES: tuple[AuthorityProfile, ...] = (
     AuthorityProfile("resources", "department", "杭州市规划和自然资源局临安分局",
                      "Lin'an planning and natural resources branch"),
 )
+
+
+apply_schemas(Authority)

@@ -15,6 +15,25 @@ class DomainError(Exception):
     """A command broke a rule of the credit domain; nothing is recorded."""
 
 
+class ImpossibleDate(DomainError):
+    """An act dated when it cannot have happened: after today, or before what it answers."""
+
+
+def check_not_future(what: str, day: date) -> None:
+    """An act takes effect today or earlier (China time): the ledger records what happened."""
+    today = clock.today_in_china()
+    if day > today:
+        raise ImpossibleDate(f"{what} {day.isoformat()} is after today, {today.isoformat()} "
+                             "(China time)")
+
+
+def check_not_before(what: str, day: date, earlier: str, earlier_day: date) -> None:
+    """An act that answers another cannot precede it."""
+    if day < earlier_day:
+        raise ImpossibleDate(f"{what} {day.isoformat()} is before {earlier} "
+                             f"{earlier_day.isoformat()}")
+
+
 class LedgerAggregate(Aggregate):
     """Base of the ledger's aggregates.
 

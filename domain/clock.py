@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 # China has kept UTC+8 all year since 1991: a decision date is a day on that clock.
 CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
@@ -32,6 +32,11 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise NaiveTimeError(f"{moment.isoformat()} has no timezone")
     return moment.astimezone(UTC)
+
+
+def today_in_china() -> date:
+    """Today's date on the China calendar, by the ledger clock."""
+    return now().astimezone(CHINA_TIME).date()
 
 
 def naive_utc(moment: datetime) -> datetime:

@@ -9,7 +9,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import DomainError, LedgerAggregate
+from domain.base import DomainError, LedgerAggregate, check_not_before, check_not_future
+from domain.events import apply_schemas
 
 
 class CommitmentRuleBroken(DomainError):
@@ -43,6 +44,7 @@ class Commitment(LedgerAggregate):
             raise CommitmentRuleBroken("a commitment states what is promised")
         if not number.strip():
             raise CommitmentRuleBroken("a commitment has a number")
+        check_not_future("the commitment date", made_on)
         if due_on is not None and due_on < made_on:
             raise CommitmentRuleBroken("a commitment cannot fall due before it is made")
         return cls(actor=actor, subject=subject, number=number.strip(), text=text.strip(),
@@ -56,8 +58,8 @@ class Commitment(LedgerAggregate):
         """Record whether the commitment was kept."""
         if self.outcome is not None:
             raise CommitmentRuleBroken(f"commitment {self.number} was already settled")
-        if settled_on < self.made_on:
-            raise CommitmentRuleBroken("a commitment is settled after it is made")
+        check_not_future("the settlement date", settled_on)
+        check_not_before("the settlement date", settled_on, "the commitment date", self.made_on)
         if not note.strip():
             raise CommitmentRuleBroken("settling a commitment records what was found")
         self._settled(actor=actor, kept=kept, note=note.strip(), settled_on=settled_on)
@@ -65,3 +67,6 @@ class Commitment(LedgerAggregate):
     @event("Settled")
     def _settled(self, *, actor: str, kept: bool, note: str, settled_on: date) -> None:
         self.outcome = "kept" if kept else "broken"
+
+
+apply_schemas(Commitment)

@@ -6,28 +6,50 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from domain import events
 from domain.state import Fact
 
-# The field of each event that says on which day it takes effect in the world.
-EFFECTIVE_FIELDS = {
-    "CreditRecord.Submitted": "decision_date",
-    "Objection.Raised": "raised_on", "Objection.Accepted": "accepted_on",
-    "Objection.Ruled": "ruled_on", "Objection.ReviewRequested": "requested_on",
-    "Objection.ReviewRuled": "ruled_on",
-    "RepairApplication.Applied": "applied_on", "RepairApplication.Decided": "decided_on",
-    "Listing.Listed": "start", "Listing.Removed": "removed_on",
-    "Commitment.Made": "made_on", "Commitment.Settled": "settled_on",
-}
 RECORD_FIELDS = ("status", "public", "shared", "under_objection", "corrected", "repaired",
                  "disclosure_ended", "revoked", "summary", "decision_number", "decision_date",
                  "details")
 
 
 def effective_day(fact: Fact) -> date:
-    """The day an event takes effect: its decision or action date, else the day it was recorded.
-    (Corrections and revocations are retroactive: they take effect when recorded.)"""
-    value = fact.data.get(EFFECTIVE_FIELDS.get(fact.kind, ""))
-    return value if isinstance(value, date) else fact.recorded_on
+    """The day an event takes effect: the act's own date (its schema names the field), else,
+    for registrations and events written before they carried one, the day it was recorded."""
+    return events.effective_day(fact.kind, fact.data) or fact.recorded_on
+
+
+def related_aggregates(facts: list[Fact]) -> dict[str, set[str]]:
+    """For each record or listing, the aggregates that act on it (itself, its objections and
+    repair applications), read from their first events."""
+    related: dict[str, set[str]] = {}
+    for f in facts:
+        target = (f.data.get("target_id") if f.kind == "Objection.Raised"
+                  else f.data.get("record_id") if f.kind == "RepairApplication.Applied" else None)
+        if isinstance(target, str):
+            related.setdefault(target, {target}).add(f.aggregate_id)
+    return related
+
+
+def attribute(changes: list[dict[str, Any]], window: list[Fact],
+              related: dict[str, set[str]]) -> list[dict[str, Any]]:
+    """Each change with the signed events (notification ids) that made it: those in the window
+    on its own aggregate or on one acting on it; a change of grade or name, every event that
+    changed something else."""
+    by_aggregate: dict[str, list[int]] = {}
+    for f in window:
+        if f.notification_id is not None:
+            by_aggregate.setdefault(f.aggregate_id, []).append(f.notification_id)
+    out = []
+    for change in changes:
+        ids: list[int] = []
+        if change["id"] is not None:
+            for aggregate in sorted(related.get(change["id"], {change["id"]})):
+                ids += by_aggregate.get(aggregate, [])
+        out.append({**change, "events": sorted(set(ids))})
+    caused = sorted({i for c in out for i in c["events"]})
+    return [{**c, "events": caused} if c["id"] is None else c for c in out]
 
 
 def _by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

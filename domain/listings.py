@@ -16,7 +16,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import DomainError, LedgerAggregate
+from domain.base import DomainError, LedgerAggregate, check_not_before, check_not_future
+from domain.events import apply_schemas
 
 LISTS = ("black", "red")
 
@@ -63,6 +64,9 @@ class Listing(LedgerAggregate):
             raise ListingRuleBroken("a listing must rest on a legal basis")
         if planned_end <= start:
             raise ListingRuleBroken("a listing's planned end comes after its start")
+        check_not_future("the listing's start", start)
+        if notified_on is not None:
+            check_not_future("the notice date", notified_on)
         if list_name == "black":
             if not basis_records:
                 raise ListingRuleBroken("a black listing names the records it rests on")
@@ -87,8 +91,8 @@ class Listing(LedgerAggregate):
         """Remove (移出) the subject from the list before the planned end."""
         if self.removed_on is not None:
             raise ListingRuleBroken(f"listing {self.number} was already removed")
-        if removed_on < self.start:
-            raise ListingRuleBroken("a listing cannot be removed before it starts")
+        check_not_future("the removal date", removed_on)
+        check_not_before("the removal date", removed_on, "the listing's start", self.start)
         if removed_on >= self.planned_end:
             raise ListingRuleBroken(
                 f"listing {self.number} ends on {self.planned_end.isoformat()} by itself"
@@ -116,3 +120,6 @@ def check_basis(list_name: str, basis: list[dict[str, Any]]) -> None:
                 f"record {record['id']} is not serious negative information: it cannot ground "
                 "a black listing"
             )
+
+
+apply_schemas(Listing)

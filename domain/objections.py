@@ -16,8 +16,15 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import DomainError, LedgerAggregate
+from domain.base import (
+    DomainError,
+    ImpossibleDate,
+    LedgerAggregate,
+    check_not_before,
+    check_not_future,
+)
 from domain.calendar import add_working_days, is_provisional
+from domain.events import apply_schemas
 from domain.policies import CalendarPolicy
 
 RULING_DAYS = 5
@@ -79,7 +86,9 @@ class Objection(LedgerAggregate):
         self.deadline: date | None = None
         self.extended = False
         self.outcome: str | None = None
+        self.ruled_on: date | None = None
         self.review_status: str | None = None
+        self.review_requested_on: date | None = None
 
     @classmethod
     def raise_(cls, *, actor: str, subject: str, number: str, target_kind: str, target_id: str,
@@ -96,6 +105,7 @@ class Objection(LedgerAggregate):
             raise InvalidOutcome("an objection states its grounds")
         if not number.strip():
             raise InvalidOutcome("an objection has a number")
+        check_not_future("the objection date", raised_on)
         return cls(actor=actor, subject=subject, number=number.strip(), target_kind=target_kind,
                    target_id=target_id, grounds=grounds.strip(), raised_by=raised_by,
                    agent=agent.strip() if agent else None, raised_on=raised_on)
@@ -108,8 +118,8 @@ class Objection(LedgerAggregate):
         """Accept (受理): from now the target is marked under objection; the ruling is due in 5
         working days."""
         self._require("raised")
-        if accepted_on < self.raised_on:
-            raise InvalidOutcome("an objection cannot be accepted before it was raised")
+        check_not_future("the acceptance date", accepted_on)
+        check_not_before("the acceptance date", accepted_on, "the objection date", self.raised_on)
         deadline = add_working_days(calendar, accepted_on, RULING_DAYS)
         self._accepted(actor=actor, accepted_on=accepted_on, deadline=deadline,
                        provisional=is_provisional(calendar, accepted_on, deadline))
@@ -121,31 +131,44 @@ class Objection(LedgerAggregate):
         self.accepted_on = accepted_on
         self.deadline = deadline
 
-    def decline(self, *, actor: str, reason: str) -> None:
+    def decline(self, *, actor: str, reason: str, declined_on: date) -> None:
         """Decline to accept (for example: not raised by the subject or its agent)."""
         self._require("raised")
         if not reason.strip():
             raise InvalidOutcome("declining an objection needs a reason")
-        self._declined(actor=actor, reason=reason.strip())
+        check_not_future("the date it was declined", declined_on)
+        check_not_before("the date it was declined", declined_on, "the objection date",
+                         self.raised_on)
+        self._declined(actor=actor, reason=reason.strip(), declined_on=declined_on)
 
     @event("Declined")
-    def _declined(self, *, actor: str, reason: str) -> None:
+    def _declined(self, *, actor: str, reason: str, declined_on: date | None) -> None:
         self.status = "declined"
 
-    def extend(self, *, actor: str, reason: str, calendar: CalendarPolicy) -> None:
-        """Extend the ruling period once, for a complex case, to 20 working days in all."""
+    def extend(self, *, actor: str, reason: str, calendar: CalendarPolicy,
+               extended_on: date) -> None:
+        """Extend the ruling period once, for a complex case, to 20 working days in all: on a
+        day from the acceptance to the deadline it extends, not after that deadline has passed."""
         self._require("accepted")
         if self.extended:
             raise AlreadyExtended(self.number)
         if not reason.strip():
             raise InvalidOutcome("an extension needs its reason")
-        assert self.accepted_on is not None
+        assert self.accepted_on is not None and self.deadline is not None
+        check_not_future("the extension date", extended_on)
+        check_not_before("the extension date", extended_on, "the acceptance date",
+                         self.accepted_on)
+        if extended_on > self.deadline:
+            raise ImpossibleDate(f"the extension date {extended_on.isoformat()} is after the "
+                                 f"deadline it extends, {self.deadline.isoformat()}, had passed")
         deadline = add_working_days(calendar, self.accepted_on, EXTENDED_DAYS)
         self._extended(actor=actor, reason=reason.strip(), deadline=deadline,
-                       provisional=is_provisional(calendar, self.accepted_on, deadline))
+                       provisional=is_provisional(calendar, self.accepted_on, deadline),
+                       extended_on=extended_on)
 
     @event("Extended")
-    def _extended(self, *, actor: str, reason: str, deadline: date, provisional: bool) -> None:
+    def _extended(self, *, actor: str, reason: str, deadline: date, provisional: bool,
+                  extended_on: date | None) -> None:
         self.extended = True
         self.deadline = deadline
 
@@ -157,8 +180,8 @@ class Objection(LedgerAggregate):
         if not reasoning.strip():
             raise InvalidOutcome("a ruling gives its reasoning")
         assert self.accepted_on is not None and self.deadline is not None
-        if ruled_on < self.accepted_on:
-            raise InvalidOutcome("a ruling cannot precede the acceptance")
+        check_not_future("the ruling date", ruled_on)
+        check_not_before("the ruling date", ruled_on, "the acceptance date", self.accepted_on)
         self._ruled(actor=actor, outcome=outcome, reasoning=reasoning.strip(),
                     changes=dict(changes or {}), ruled_on=ruled_on, late=ruled_on > self.deadline)
 
@@ -167,6 +190,7 @@ class Objection(LedgerAggregate):
                ruled_on: date, late: bool) -> None:
         self.status = "ruled"
         self.outcome = outcome
+        self.ruled_on = ruled_on
 
     def request_review(self, *, actor: str, grounds: str, requested_on: date) -> None:
         """The subject asks for a review (复核) of the ruling."""
@@ -175,11 +199,16 @@ class Objection(LedgerAggregate):
             raise ObjectionNotOpen(self.number, f"already under review ({self.review_status})")
         if not grounds.strip():
             raise InvalidOutcome("a review request states its grounds")
+        assert self.ruled_on is not None
+        check_not_future("the review request date", requested_on)
+        check_not_before("the review request date", requested_on, "the ruling date",
+                         self.ruled_on)
         self._review_requested(actor=actor, grounds=grounds.strip(), requested_on=requested_on)
 
     @event("ReviewRequested")
     def _review_requested(self, *, actor: str, grounds: str, requested_on: date) -> None:
         self.review_status = "requested"
+        self.review_requested_on = requested_on
 
     def rule_review(self, *, actor: str, result: str, reasoning: str, ruled_on: date,
                     outcome: str | None = None, changes: dict[str, Any] | None = None) -> None:
@@ -196,6 +225,10 @@ class Objection(LedgerAggregate):
             raise InvalidOutcome("an upheld ruling keeps its outcome")
         if not reasoning.strip():
             raise InvalidOutcome("a review ruling gives its reasoning")
+        assert self.review_requested_on is not None
+        check_not_future("the review ruling date", ruled_on)
+        check_not_before("the review ruling date", ruled_on, "the review request date",
+                         self.review_requested_on)
         self._review_ruled(actor=actor, result=result, outcome=outcome,
                            changes=dict(changes or {}), reasoning=reasoning.strip(),
                            ruled_on=ruled_on)
@@ -222,3 +255,6 @@ def check_outcome(target_kind: str, outcome: str, changes: dict[str, Any] | None
         raise InvalidOutcome(f"a ruling to {outcome} the record names the fields it changes")
     if outcome not in ("correct", "complete") and changes:
         raise InvalidOutcome(f"a ruling to {outcome} changes no fields")
+
+
+apply_schemas(Objection)

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.base import LedgerAggregate
+from domain.events import apply_schemas
 from domain.policies import parse_policy
 
 
@@ -36,3 +37,6 @@ class PolicyVersion(LedgerAggregate):
         policy = parse_policy(document)
         return cls(actor=actor, kind=policy.kind, version=policy.version,
                    effective_from=policy.effective_from, document=dict(document))
+
+
+apply_schemas(PolicyVersion)

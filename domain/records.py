@@ -18,9 +18,8 @@ from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
 from domain import clock
-from domain.base import DomainError, LedgerAggregate
-from domain.clock import CHINA_TIME
-from domain.events import follows
+from domain.base import DomainError, LedgerAggregate, check_not_before, check_not_future
+from domain.events import apply_schemas
 from domain.identifiers import SubjectRef
 from domain.policies import Catalogue
 
@@ -69,8 +68,7 @@ def record_id(*, department: str, item_code: str, decision_number: str, subject_
     )
 
 
-def today_in_china() -> date:
-    return clock.now().astimezone(CHINA_TIME).date()
+today_in_china = clock.today_in_china
 
 
 class CreditRecord(LedgerAggregate):
@@ -163,73 +161,93 @@ class CreditRecord(LedgerAggregate):
 
     # -- corrections ------------------------------------------------------------------------
 
-    @follows("CreditRecord.Corrected")
     class Corrected(LedgerAggregate.Event):
-        """Fields corrected, naming the version superseded (and the objection ruling, if any).
-
-        Version 2 added ``objection``; version 1 events are read with ``objection = None``.
-        """
+        """Fields corrected, naming the version superseded (and the objection ruling, if any),
+        on the day the correction was decided. Versions: ``domain/events.py``."""
 
         actor: str
         reason: str
         changes: dict[str, Any]
         supersedes: int
         objection: str | None
+        corrected_on: date | None
 
     def correct(self, *, actor: str, reason: str, changes: dict[str, Any],
-                objection: str | None = None) -> None:
+                objection: str | None = None, corrected_on: date | None = None) -> None:
         """Correct (or complete) fields of the record, giving the reason.
 
         The owning department corrects its own records; anyone else only as the outcome of the
-        objection ``objection``.
+        objection ``objection``. A correction says what the record always should have said: it
+        applies to every day once known; ``corrected_on`` dates the act.
         """
         self.check_may_change(actor, objection)
         check_text("reason", reason)
         check_changes(changes)
+        day = self._act_day("the correction date", corrected_on)
         self._corrected(actor=actor, reason=reason.strip(), changes=dict(changes),
-                        supersedes=self.version, objection=objection)
+                        supersedes=self.version, objection=objection, corrected_on=day)
+
+    def _act_day(self, what: str, day: date | None) -> date:
+        """The day of an act on the record: given or today; never after today nor before the
+        decision it acts on."""
+        day = day or today_in_china()
+        check_not_future(what, day)
+        check_not_before(what, day, "the decision date", self.decision_date)
+        return day
 
     @event(Corrected)
     def _corrected(self, *, actor: str, reason: str, changes: dict[str, Any], supersedes: int,
-                   objection: str | None) -> None:
+                   objection: str | None, corrected_on: date | None) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
         self.corrections += 1
 
     # -- revocation, end of disclosure, repair ------------------------------------------------
 
-    def revoke(self, *, actor: str, reason: str, objection: str | None = None) -> None:
-        """Revoke the record (a factual error): it stays in the ledger, void."""
+    def revoke(self, *, actor: str, reason: str, objection: str | None = None,
+               revoked_on: date | None = None) -> None:
+        """Revoke the record (a factual error): it stays in the ledger, void from the start once
+        known (a revoked decision never stood); ``revoked_on`` dates the act."""
         self.check_may_change(actor, objection)
         check_text("reason", reason)
-        self._revoked(actor=actor, reason=reason.strip(), objection=objection)
+        day = self._act_day("the revocation date", revoked_on)
+        self._revoked(actor=actor, reason=reason.strip(), objection=objection, revoked_on=day)
 
     @event("Revoked")
-    def _revoked(self, *, actor: str, reason: str, objection: str | None) -> None:
+    def _revoked(self, *, actor: str, reason: str, objection: str | None,
+                 revoked_on: date | None) -> None:
         self.revoked = True
 
-    def end_disclosure(self, *, actor: str, reason: str, objection: str | None = None) -> None:
-        """End public display early (an objection found the disclosure period over)."""
+    def end_disclosure(self, *, actor: str, reason: str, objection: str | None = None,
+                       ended_on: date | None = None) -> None:
+        """End public display early (an objection found the disclosure period over), from
+        ``ended_on`` (the ruling's date)."""
         self.check_may_change(actor, objection)
         check_text("reason", reason)
         if self.disclosure_ended:
             raise InvalidRecord("the record's disclosure has already ended")
-        self._disclosure_ended(actor=actor, reason=reason.strip(), objection=objection)
+        day = self._act_day("the end of disclosure", ended_on)
+        self._disclosure_ended(actor=actor, reason=reason.strip(), objection=objection,
+                               ended_on=day)
 
     @event("DisclosureEnded")
-    def _disclosure_ended(self, *, actor: str, reason: str, objection: str | None) -> None:
+    def _disclosure_ended(self, *, actor: str, reason: str, objection: str | None,
+                          ended_on: date | None) -> None:
         self.disclosure_ended = True
 
-    def mark_repaired(self, *, actor: str, application: str) -> None:
-        """An approved credit repair: public display and sharing end; the record stays."""
+    def mark_repaired(self, *, actor: str, application: str,
+                      repaired_on: date | None = None) -> None:
+        """An approved credit repair: public display and sharing end from ``repaired_on`` (the
+        decision's date); the record stays."""
         if self.revoked:
             raise RecordRevoked()
         if self.repaired:
             raise InvalidRecord("the record is already repaired")
-        self._repaired(actor=actor, application=application)
+        day = self._act_day("the repair date", repaired_on)
+        self._repaired(actor=actor, application=application, repaired_on=day)
 
     @event("Repaired")
-    def _repaired(self, *, actor: str, application: str) -> None:
+    def _repaired(self, *, actor: str, application: str, repaired_on: date | None) -> None:
         self.repaired = True
 
     def check_may_change(self, actor: str, objection: str | None) -> None:
@@ -295,5 +313,8 @@ def check_text(name: str, value: object) -> None:
 def check_decision_date(value: object) -> None:
     if not isinstance(value, date):
         raise InvalidRecord(f"the decision date must be a date, not {value!r}")
-    if value > today_in_china():
-        raise InvalidRecord(f"the decision date {value.isoformat()} is in the future")
+    # a department records a decision it has made: never one dated after the day it submits
+    check_not_future("the decision date", value)
+
+
+apply_schemas(CreditRecord)

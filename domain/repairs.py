@@ -21,7 +21,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import DomainError, LedgerAggregate
+from domain.base import DomainError, LedgerAggregate, check_not_before, check_not_future
+from domain.events import apply_schemas
 from domain.periods import add_months
 
 
@@ -115,6 +116,7 @@ class RepairApplication(LedgerAggregate):
               evidence: list[str], commitment: str, applied_on: date) -> RepairApplication:
         if not number.strip():
             raise RepairRuleBroken("a repair application has a number")
+        check_not_future("the application date", applied_on)
         return cls(actor=actor, subject=subject, number=number.strip(), record_id=record_id,
                    evidence=[e.strip() for e in evidence if e.strip()],
                    commitment=commitment.strip(), applied_on=applied_on)
@@ -128,6 +130,8 @@ class RepairApplication(LedgerAggregate):
         """Approve or refuse. Approval needs every rule passed; a refusal records why."""
         if self.decision is not None:
             raise RepairRuleBroken(f"repair application {self.number} is already {self.decision}")
+        check_not_future("the decision date", decided_on)
+        check_not_before("the decision date", decided_on, "the application date", self.applied_on)
         checks = eligibility(facts, self.applied_on, self.evidence, self.commitment)
         failed = [c for c in checks if not c.passed]
         if approve and failed:
@@ -142,3 +146,6 @@ class RepairApplication(LedgerAggregate):
     def _decided(self, *, actor: str, approved: bool, decided_on: date,
                  checks: list[dict[str, Any]], reason: str) -> None:
         self.decision = "approved" if approved else "refused"
+
+
+apply_schemas(RepairApplication)

@@ -28,7 +28,11 @@ from domain.grading import grade
 from domain.periods import add_months, add_years
 from domain.policies import Catalogue, Policy, PolicyBook, PolicyError, parse_policy
 
-REDUCER_VERSION = "subject-state/1"
+REDUCER_VERSION = "subject-state/2"
+# Earlier versions whose results this one reproduces for every event they could read (events
+# written since carry the dates that /2 applies; the verifier accepts an earlier label only
+# when its own recomputation gives the very same state).
+COMPATIBLE_REDUCERS = ("subject-state/1",)
 
 
 class Fact(NamedTuple):
@@ -114,9 +118,8 @@ class _Objection:
     raised_on: date
     raised_by: str
     accepted_on: date | None = None
-    deadline: date | None = None
-    provisional: bool = False
-    extended: bool = False
+    deadlines: list[tuple[date, date, bool]] = field(default_factory=list)  # (from, due, provisional)
+    extended_on: date | None = None
     declined_on: date | None = None
     outcome: str | None = None
     ruled_on: date | None = None
@@ -197,7 +200,15 @@ def _record_submitted(r: _Replay, f: Fact) -> None:
         d["summary"], dict(d["details"] or {}), f.position)
 
 
+def _act_day(f: Fact, name: str) -> date:
+    """The day an act takes effect: its own date, or for events written before they carried
+    one, the day it was recorded (what those events always meant)."""
+    value = f.data[name]
+    return value if isinstance(value, date) else f.recorded_on
+
+
 def _record_corrected(r: _Replay, f: Fact) -> None:
+    # A correction says what the record always should have said: retroactive once known.
     record = r.records.get(f.aggregate_id)
     if record is None:
         return
@@ -205,24 +216,26 @@ def _record_corrected(r: _Replay, f: Fact) -> None:
     for name, value in changes.items():
         if name in ("decision_number", "decision_date", "summary", "details"):
             setattr(record, name, value)
-    record.corrections.append({"on": f.recorded_on, "reason": f.data["reason"],
+    record.corrections.append({"on": _act_day(f, "corrected_on"), "reason": f.data["reason"],
                                "fields": sorted(changes), "objection": f.data["objection"]})
 
 
 def _record_revoked(r: _Replay, f: Fact) -> None:
+    # A revoked decision never stood: retroactive once known.
     if f.aggregate_id in r.records:
-        r.records[f.aggregate_id].revoked = {"on": f.recorded_on, "reason": f.data["reason"],
+        r.records[f.aggregate_id].revoked = {"on": _act_day(f, "revoked_on"),
+                                             "reason": f.data["reason"],
                                              "objection": f.data["objection"]}
 
 
 def _record_disclosure_ended(r: _Replay, f: Fact) -> None:
     if f.aggregate_id in r.records:
-        r.records[f.aggregate_id].disclosure_ended_on = f.recorded_on
+        r.records[f.aggregate_id].disclosure_ended_on = _act_day(f, "ended_on")
 
 
 def _record_repaired(r: _Replay, f: Fact) -> None:
     if f.aggregate_id in r.records:
-        r.records[f.aggregate_id].repaired_on = f.recorded_on
+        r.records[f.aggregate_id].repaired_on = _act_day(f, "repaired_on")
 
 
 def _objection_raised(r: _Replay, f: Fact) -> None:
@@ -239,11 +252,14 @@ def _objection_event(r: _Replay, f: Fact) -> None:
     d = f.data
     step = f.kind.split(".", 1)[1]
     if step == "Accepted":
-        o.accepted_on, o.deadline, o.provisional = d["accepted_on"], d["deadline"], d["provisional"]
+        o.accepted_on = d["accepted_on"]
+        o.deadlines.append((d["accepted_on"], d["deadline"], d["provisional"]))
     elif step == "Extended":
-        o.deadline, o.extended, o.provisional = d["deadline"], True, d["provisional"]
+        # the new deadline holds from the day the extension was granted, not before
+        o.extended_on = _act_day(f, "extended_on")
+        o.deadlines.append((o.extended_on, d["deadline"], d["provisional"]))
     elif step == "Declined":
-        o.declined_on = f.recorded_on
+        o.declined_on = _act_day(f, "declined_on")
     elif step == "Ruled":
         o.outcome, o.ruled_on, o.late = d["outcome"], d["ruled_on"], d["late"]
     elif step == "ReviewRequested":
@@ -325,14 +341,16 @@ def _iso(value: date | None) -> str | None:
 
 
 def _listing_view(listing: _Listing, as_of: date, book: PolicyBook) -> dict[str, Any]:
-    end = min(listing.planned_end, listing.removed_on) if listing.removed_on else listing.planned_end
+    # On a day before the removal, the listing still ran to its planned end as far as that day
+    # showed: a removal takes effect on its own date.
+    removed = listing.removed_on if listing.removed_on and listing.removed_on <= as_of else None
+    end = min(listing.planned_end, removed) if removed else listing.planned_end
     if as_of < listing.start:
         status = "pending"
     elif as_of < end:
         status = "active"
     else:
-        removed = listing.removed_on is not None and listing.removed_on < listing.planned_end
-        status = "removed" if removed else "expired"
+        status = "removed" if removed is not None and removed < listing.planned_end else "expired"
     measures: list[dict[str, str]] = []
     policy = book.in_force("measures", listing.start)
     if policy is not None and policy.kind == "measures":
@@ -343,7 +361,7 @@ def _listing_view(listing: _Listing, as_of: date, book: PolicyBook) -> dict[str,
         "id": listing.id, "number": listing.number, "list": listing.list_name,
         "authority": listing.authority, "legal_basis": listing.legal_basis,
         "basis_records": list(listing.basis_records), "start": _iso(listing.start),
-        "planned_end": _iso(listing.planned_end), "removed_on": _iso(listing.removed_on),
+        "planned_end": _iso(listing.planned_end), "removed_on": _iso(removed),
         "ends_on": _iso(end), "status": status, "measures_version": listing.measures_version,
         "measures": measures if status == "active" else [],
     }
@@ -359,13 +377,16 @@ def _objection_view(o: _Objection, as_of: date) -> dict[str, Any]:
     else:
         status = "raised"
     review = o.review if o.review_on is not None and o.review_on <= as_of else None
-    overdue = status == "accepted" and o.deadline is not None and as_of > o.deadline
+    current = [d for d in o.deadlines if d[0] <= as_of]
+    deadline, provisional = (current[-1][1], current[-1][2]) if current else (None, False)
+    extended = o.extended_on is not None and o.extended_on <= as_of
+    overdue = status == "accepted" and deadline is not None and as_of > deadline
     return {
         "id": o.id, "number": o.number, "target": o.target_kind, "target_id": o.target_id,
         "raised_by": o.raised_by, "raised_on": _iso(o.raised_on), "status": status,
         "accepted_on": _iso(o.accepted_on) if status != "raised" else None,
-        "deadline": _iso(o.deadline) if status in ("accepted", "ruled") else None,
-        "deadline_provisional": o.provisional, "extended": o.extended,
+        "deadline": _iso(deadline) if status in ("accepted", "ruled") else None,
+        "deadline_provisional": provisional, "extended": extended,
         "outcome": o.outcome if status == "ruled" else None,
         "ruled_on": _iso(o.ruled_on) if status == "ruled" else None,
         "late": o.late if status == "ruled" else False, "overdue": overdue, "review": review,
@@ -448,11 +469,13 @@ def _record_view(rec: _Record, as_of: date, catalogues: _Catalogues, person: boo
 
 
 def next_change(records: list[dict[str, Any]], objections: list[dict[str, Any]],
-                listings: list[dict[str, Any]], book: PolicyBook, as_of: date) -> date | None:
+                listings: list[dict[str, Any]], book: PolicyBook, as_of: date,
+                acts: Iterable[date] = ()) -> date | None:
     """The first day after ``as_of`` on which the state changes by time alone (a disclosure or
     sharing period ends, a listing starts or ends, an objection falls overdue, a policy version
-    takes effect), so a read model knows when to recompute it."""
-    days: list[date] = []
+    takes effect, an act already known takes effect on its own date), so a read model knows
+    when to recompute it."""
+    days: list[date] = list(acts)
     for r in records:
         if r["status"] == "in_force":
             days += [date.fromisoformat(d) for d in (r["disclosure_until"], r["shared_until"]) if d]
@@ -480,6 +503,22 @@ def objections_on(facts: Iterable[Fact], as_of: date, known_at: datetime | None 
         if o.raised_on <= as_of:
             views.append({**_objection_view(o, as_of), "subject": o.subject})
     return sorted(views, key=lambda v: (v["raised_on"], v["number"]))
+
+
+def _act_days(replay: _Replay) -> list[date]:
+    """Every day on which a known act takes effect (some may lie after the day viewed)."""
+    days: list[date | None] = []
+    for rec in replay.records.values():
+        days += [rec.repaired_on, rec.disclosure_ended_on]
+    for o in replay.objections.values():
+        days += [o.accepted_on, o.extended_on, o.declined_on, o.ruled_on, o.review_on]
+    for x in replay.listings.values():
+        days.append(x.removed_on)
+    for repair in replay.repairs.values():
+        days.append(repair.decided_on)
+    for c in replay.commitments.values():
+        days.append(c.settled_on)
+    return [d for d in days if d is not None]
 
 
 def subject_state(subject: str, facts: Iterable[Fact], policy_facts: Iterable[Fact],
@@ -529,7 +568,8 @@ def subject_state(subject: str, facts: Iterable[Fact], policy_facts: Iterable[Fa
     commitments.sort(key=lambda c: (c["made_on"], c["number"]))
     return {
         "reducer": REDUCER_VERSION,
-        "changes_on": _iso(next_change(records, objections, listings, book, as_of)),
+        "changes_on": _iso(next_change(records, objections, listings, book, as_of,
+                                       _act_days(replay))),
         "subject": subject,
         "kind": replay.kind,
         "name": names[-1] if names else None,

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.base import DomainError, LedgerAggregate
+from domain.events import apply_schemas
 from domain.identifiers import SubjectRef
 
 KINDS = ("legal_person", "natural_person", "other_organisation")
@@ -85,3 +86,6 @@ def check_name(name: str) -> None:
         raise InvalidSubject("a subject needs a name")
     if len(name) > 200:
         raise InvalidSubject("a subject's name has at most 200 characters")
+
+
+apply_schemas(Subject)

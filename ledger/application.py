@@ -397,6 +397,14 @@ class CreditLedger(Application[UUID]):
                 ).scalars())
         return found
 
+    def aggregate_count(self, stream: str) -> int:
+        """How many aggregates of one kind (``CreditRecord``, ``Subject`` …) the log holds."""
+        log = tables.log
+        with self.reading() as session:
+            return int(session.execute(
+                select(func.count()).select_from(log)
+                .where(log.c.stream == stream, log.c.originator_version == 1)).scalar() or 0)
+
     def event_count(self) -> int:
         """Events in the log (notification ids may have gaps on PostgreSQL; positions do not)."""
         with self.reading() as session:

@@ -378,6 +378,17 @@ def _uuid(text: str) -> Any:
     return UUID(text)
 
 
+def holds_city(ledger: CreditLedger, count: int, seed: int) -> bool:
+    """Whether the ledger holds exactly the records of the demo city of this size and seed (as
+    planned again: the plan is deterministic), and no others."""
+    planned = {record_id(department=s.actor, item_code=s.item_code,
+                         decision_number=s.decision_number, subject_key=s.subject.key)
+               for s in (a.args["submission"] for a in Planner(count, seed).plan()
+                         if a.kind == "submit")}
+    return (ledger.aggregate_count("CreditRecord") == len(planned)
+            and ledger.existing(planned) == planned)
+
+
 def build(ledger: CreditLedger, count: int, seed: int,
           progress: Callable[[int], None] | None = None) -> DemoSummary:
     """Write the demo city into an empty ledger."""

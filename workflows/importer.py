@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from domain.base import DomainError
+from domain.base import DomainError, check_not_before, check_not_future
 from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
 from domain.records import CreditRecord, check_changes, record_id, today_in_china
 from domain.subjects import subject_id
@@ -31,8 +31,8 @@ FIELDS = {
     "submit": {"action", "subject", "subject_name", "item_code", "decision_number",
                "decision_date", "summary", "details"},
     "correct": {"action", "record_id", "subject", "item_code", "decision_number", "reason",
-                "changes"},
-    "revoke": {"action", "record_id", "subject", "item_code", "decision_number", "reason"},
+                "changes", "on"},
+    "revoke": {"action", "record_id", "subject", "item_code", "decision_number", "reason", "on"},
 }
 BATCH = 1000
 
@@ -173,6 +173,14 @@ class Importer:
         except ValueError:
             raise LedgerError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
 
+    def act_day(self, row: Row) -> date | None:
+        """A correction's or revocation's own date (``on``; default today), never after today."""
+        if row.data.get("on") in (None, ""):
+            return None
+        day = self._date(row, "on")
+        check_not_future("on", day)
+        return day
+
     def submission(self, row: Row) -> RecordSubmission:
         details = row.data.get("details")
         if details is not None and not isinstance(details, dict):
@@ -214,6 +222,7 @@ class Importer:
         self.services.permit("record.submit", self.actor)
         errors: list[RowError] = []
         seen_records: dict[UUID, int] = {}
+        decided: dict[UUID, date] = {}  # decision dates of the records the file submits
         named_subjects: set[UUID] = set()
         pending: list[tuple[int, UUID, SubjectRef, bool]] = []  # line, record, subject, named
         targets: list[tuple[Row, UUID]] = []
@@ -234,14 +243,19 @@ class Importer:
                     if rid in seen_records:
                         raise LedgerError(f"the same record as line {seen_records[rid]}")
                     seen_records[rid] = row.line
+                    decided[rid] = submission.decision_date
                     sid = subject_id(submission.subject.key)
                     if submission.subject_name:
                         named_subjects.add(sid)
                     pending.append((row.line, rid, submission.subject,
                                     sid in named_subjects))
                 else:
-                    targets.append((row, self.target(row)))
+                    rid = self.target(row)
+                    targets.append((row, rid))
                     self._text(row, "reason")
+                    on = self.act_day(row)
+                    if on is not None and rid in decided:
+                        check_not_before("on", on, "the record's decision date", decided[rid])
                     if row.action == "correct":
                         check_changes(self.changes(row))
             except (DomainError, LedgerError, InvalidIdentifier, LookupError) as exc:
@@ -276,6 +290,10 @@ class Importer:
                         raise LedgerError(f"record {rid} belongs to {record.department!r}")
                     if record.revoked:
                         raise LedgerError(f"record {rid} is revoked")
+                    on = self.act_day(row)
+                    if on is not None:
+                        check_not_before("on", on, "the record's decision date",
+                                         record.decision_date)
             except (DomainError, LedgerError) as exc:
                 errors.append(RowError(row.line, _reason(exc)))
         return errors
@@ -323,10 +341,11 @@ class Importer:
         reason = self._text(row, "reason")
         if row.action == "correct":
             self.services.correct_record(rid, actor=self.actor, reason=reason,
-                                         changes=self.changes(row))
+                                         changes=self.changes(row), corrected_on=self.act_day(row))
             summary.corrected += 1
         else:
-            self.services.revoke_record(rid, actor=self.actor, reason=reason)
+            self.services.revoke_record(rid, actor=self.actor, reason=reason,
+                                        revoked_on=self.act_day(row))
             summary.revoked += 1
 
     def run(self, path: Path, fmt: str | None = None,

@@ -17,9 +17,15 @@ from uuid import UUID
 
 from domain import clock
 from domain.authorities import CREDIT_OFFICE
-from domain.base import LedgerAggregate
+from domain.base import LedgerAggregate, check_not_before
 from domain.commitments import Commitment, commitment_id
-from domain.history import changed_by_time, diff_states, effective_day
+from domain.history import (
+    attribute,
+    changed_by_time,
+    diff_states,
+    effective_day,
+    related_aggregates,
+)
 from domain.identifiers import SubjectRef
 from domain.listings import Listing, ListingRuleBroken, check_basis, listing_id
 from domain.objections import Objection, objection_id
@@ -174,16 +180,17 @@ class CreditServices:
         return self.ledger.get(record_id, CreditRecord, "credit record")
 
     def correct_record(self, record_id: UUID, *, actor: str, reason: str,
-                       changes: dict[str, Any]) -> None:
+                       changes: dict[str, Any], corrected_on: date | None = None) -> None:
         self.permit("record.correct", actor)
         record = self.record(record_id)
-        record.correct(actor=actor, reason=reason, changes=changes)
+        record.correct(actor=actor, reason=reason, changes=changes, corrected_on=corrected_on)
         self.ledger.save(record)
 
-    def revoke_record(self, record_id: UUID, *, actor: str, reason: str) -> None:
+    def revoke_record(self, record_id: UUID, *, actor: str, reason: str,
+                      revoked_on: date | None = None) -> None:
         self.permit("record.revoke", actor)
         record = self.record(record_id)
-        record.revoke(actor=actor, reason=reason)
+        record.revoke(actor=actor, reason=reason, revoked_on=revoked_on)
         self.ledger.save(record)
 
     # -- objections ---------------------------------------------------------------------------
@@ -201,6 +208,11 @@ class CreditServices:
         target = self._target(target_kind, target_id)
         if target.subject_key != subject.key:
             raise LedgerError(f"{target_kind} {target_id} is not about {subject.masked()}")
+        if isinstance(target, CreditRecord):
+            check_not_before("the objection date", day, "the record's decision date",
+                             target.decision_date)
+        elif isinstance(target, Listing):
+            check_not_before("the objection date", day, "the listing's start", target.start)
         num = number or case_number(OBJECTION_PREFIX, day, subject.key, target_id, grounds, day)
         objection = Objection.raise_(actor=actor, subject=subject.key, number=num,
                                      target_kind=target_kind, target_id=str(target_id),
@@ -232,17 +244,20 @@ class CreditServices:
         assert objection.deadline is not None
         return objection.deadline
 
-    def decline_objection(self, actor: str, number: str, reason: str) -> None:
+    def decline_objection(self, actor: str, number: str, reason: str,
+                          declined_on: date | None = None) -> None:
         self.permit("objection.decline", actor)
         objection = self.objection(number)
-        objection.decline(actor=actor, reason=reason)
+        objection.decline(actor=actor, reason=reason, declined_on=declined_on or today_in_china())
         self.ledger.save(objection)
 
-    def extend_objection(self, actor: str, number: str, reason: str) -> date:
+    def extend_objection(self, actor: str, number: str, reason: str,
+                         extended_on: date | None = None) -> date:
         self.permit("objection.extend", actor)
         objection = self.objection(number)
         objection.extend(actor=actor, reason=reason,
-                         calendar=self.calendar(objection.accepted_on or today_in_china()))
+                         calendar=self.calendar(objection.accepted_on or today_in_china()),
+                         extended_on=extended_on or today_in_china())
         self.ledger.save(objection)
         assert objection.deadline is not None
         return objection.deadline
@@ -291,14 +306,16 @@ class CreditServices:
             listing = self.ledger.get(UUID(objection.target_id), Listing, "listing")
             listing.remove(actor=actor, reason=reason, removed_on=day, objection=objection.number)
             return listing
+        # the outcome takes effect on the ruling's own date, however late it is recorded
         record = self.record(UUID(objection.target_id))
         if outcome == "revoke":
-            record.revoke(actor=actor, reason=reason, objection=objection.number)
+            record.revoke(actor=actor, reason=reason, objection=objection.number, revoked_on=day)
         elif outcome in ("correct", "complete"):
             record.correct(actor=actor, reason=reason, changes=dict(changes or {}),
-                           objection=objection.number)
+                           objection=objection.number, corrected_on=day)
         elif outcome == "end_disclosure":
-            record.end_disclosure(actor=actor, reason=reason, objection=objection.number)
+            record.end_disclosure(actor=actor, reason=reason, objection=objection.number,
+                                  ended_on=day)
         return record
 
     # -- credit repair ------------------------------------------------------------------------
@@ -311,6 +328,8 @@ class CreditServices:
         self.permit("repair.apply", actor)
         record = self.record(record_id)
         day = applied_on or today_in_china()
+        check_not_before("the application date", day, "the record's decision date",
+                         record.decision_date)
         num = number or case_number(REPAIR_PREFIX, day, record_id, day)
         application = RepairApplication.apply(
             actor=actor, subject=record.subject, number=num, record_id=str(record_id),
@@ -331,11 +350,13 @@ class CreditServices:
         self.permit("repair.decide", actor)
         application = self.repair(number)
         record = self.record(UUID(application.record_id))
+        day = decided_on or today_in_china()
         checks = application.decide(actor=actor, approve=approve,
-                                    facts=self._record_facts(application),
-                                    decided_on=decided_on or today_in_china(), reason=reason)
+                                    facts=self._record_facts(application), decided_on=day,
+                                    reason=reason)
         if approve:
-            record.mark_repaired(actor=actor, application=application.number)
+            # repaired from the decision's own date, however late it is recorded
+            record.mark_repaired(actor=actor, application=application.number, repaired_on=day)
             self.ledger.save(application, record)
         else:
             self.ledger.save(application)
@@ -440,13 +461,15 @@ class CreditServices:
         self.ledger.refresh()
         before = subject_state(subject, facts, self.ledger.policy_facts, start, known)
         after = subject_state(subject, facts, self.ledger.policy_facts, end, known)
+        window = [f for f in facts if f.recorded_at <= known and start < effective_day(f) <= end]
         events = [{
             "notification_id": f.notification_id, "position": f.position, "event": f.kind,
             "aggregate": f.aggregate_id, "version": f.version, "actor": f.actor, "kid": f.kid,
             "recorded_at": f.recorded_at.isoformat(), "effective_on": effective_day(f).isoformat(),
-        } for f in facts if f.recorded_at <= known and start < effective_day(f) <= end]
+        } for f in window]
+        changes = attribute(diff_states(before, after), window, related_aggregates(facts))
         return {"subject": subject, "from": start.isoformat(), "to": end.isoformat(),
-                "known_at": known.isoformat(), "changes": diff_states(before, after),
+                "known_at": known.isoformat(), "changes": changes,
                 "by_time": changed_by_time(before, after), "events": events,
                 "before": before, "after": after}
 

@@ -110,8 +110,9 @@ def test_a_csv_file_names_its_bad_lines_too(platform: CreditServices, tmp_path: 
         encoding="utf-8")
     with pytest.raises(ImportRefused) as refused:
         Importer(platform, "market").run(path)
-    assert [(e.line, e.reason) for e in refused.value.errors] == [
-        (3, "the decision date 2099-05-01 is in the future")]
+    ((line, reason),) = [(e.line, e.reason) for e in refused.value.errors]
+    assert line == 3
+    assert reason.startswith("the decision date 2099-05-01 is after today, ")
 
 
 def big_file(path: Path, rows: int) -> Path:

@@ -160,8 +160,16 @@ def test_diff_lists_changes_and_the_signed_events_that_made_them(timeline: Timel
                      "Listing.Removed", "RepairApplication.Applied", "RepairApplication.Decided",
                      "CreditRecord.Repaired"]
     assert all(e["notification_id"] and e["kid"] for e in result["events"])
-    assert {"what": "grade", "id": None, "field": "grade", "from": "C", "to": "A"} in (
-        result["changes"])
+    by_kind = {e["event"]: e["notification_id"] for e in result["events"]}
+    (grade,) = [c for c in result["changes"] if c["what"] == "grade" and c["field"] == "grade"]
+    assert (grade["from"], grade["to"]) == ("C", "A")
+    # each change names the signed events that made it
+    (repaired,) = [c for c in result["changes"] if c["field"] == "repaired"]
+    assert by_kind["CreditRecord.Repaired"] in repaired["events"]
+    assert by_kind["RepairApplication.Decided"] in repaired["events"]
+    assert by_kind["Listing.Listed"] not in repaired["events"]
+    assert set(repaired["events"]) <= set(grade["events"]) <= set(by_kind.values()) | {
+        e["notification_id"] for e in result["events"]}
     assert [c["change"] for c in result["by_time"]] == ["public display ended (maximum period)"]
 
 

@@ -18,7 +18,7 @@ from domain.authorities import (
     UnknownKind,
     numbered_kid,
 )
-from domain.base import effective_at
+from domain.base import ImpossibleDate, effective_at
 from domain.identifiers import SubjectRef
 from domain.records import CreditRecord, InvalidRecord, NotRecordOwner, RecordRuleBroken
 from tests.unit.policy_data import catalogue
@@ -109,13 +109,18 @@ def test_the_bulk_submission_event_is_the_event_the_aggregate_records() -> None:
     ({"summary": "  "}, "summary must not be empty"),
     ({"decision_number": ""}, "decision number must not be empty"),
     ({"item_code": "tax penalty"}, "not a catalogue item code"),
-    ({"decision_date": date(2026, 3, 2)}, "is in the future"),
     ({"item_code": "NO-SUCH-ITEM"}, "is not in catalogue 2026.1"),
     ({"item_code": "MKT-PENALTY"}, "is submitted by 'market', not by 'tax'"),
 ])
 def test_a_record_that_breaks_a_rule_is_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(RecordRuleBroken, match=message):
         submit(**changes)
+
+
+def test_a_decision_dated_after_the_day_it_is_submitted_is_refused_naming_both_days() -> None:
+    with pytest.raises(ImpossibleDate, match="the decision date 2026-03-02 is after today, "
+                                             "2026-03-01"):
+        submit(decision_date=date(2026, 3, 2))
 
 
 def test_a_correction_names_the_version_it_supersedes() -> None:

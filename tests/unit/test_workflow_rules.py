@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
+from domain import clock
+from domain.base import ImpossibleDate
 from domain.commitments import Commitment, CommitmentRuleBroken
 from domain.listings import Listing, ListingRuleBroken, check_basis
 from domain.objections import (
@@ -45,17 +47,36 @@ def test_a_ruling_is_due_5_working_days_after_acceptance() -> None:
 def test_the_period_is_extended_once_to_20_working_days_in_all() -> None:
     o = objection()
     o.accept(actor="credit-office", accepted_on=date(2024, 9, 27), calendar=calendar())
-    o.extend(actor="credit-office", reason="情况复杂", calendar=calendar())
+    o.extend(actor="credit-office", reason="情况复杂", calendar=calendar(),
+             extended_on=date(2024, 10, 8))
     assert o.deadline == date(2024, 10, 30)  # 29 Sep and 12 Oct are worked Sundays/Saturdays
     with pytest.raises(AlreadyExtended):
-        o.extend(actor="credit-office", reason="again", calendar=calendar())
+        o.extend(actor="credit-office", reason="again", calendar=calendar(),
+                 extended_on=date(2024, 10, 9))
+
+
+@pytest.mark.parametrize(("extended_on", "message"), [
+    (date(2024, 9, 26), "the extension date 2024-09-26 is before the acceptance date 2024-09-27"),
+    (date(2024, 10, 11), "the extension date 2024-10-11 is after the deadline it extends, "
+                         "2024-10-10, had passed"),
+    (date(2026, 12, 2), "the extension date 2026-12-02 is after today, 2026-12-01"),
+])
+def test_an_extension_dated_when_it_cannot_be_is_refused(extended_on: date, message: str) -> None:
+    o = objection()
+    o.accept(actor="credit-office", accepted_on=date(2024, 9, 27), calendar=calendar())
+    with clock.frozen_at(datetime(2026, 12, 1, 4, tzinfo=UTC)), \
+            pytest.raises(ImpossibleDate, match=message):
+        o.extend(actor="credit-office", reason="情况复杂", calendar=calendar(),
+                 extended_on=extended_on)
+    assert o.deadline == date(2024, 10, 10) and not o.extended
 
 
 def test_an_extension_needs_a_reason() -> None:
     o = objection()
     o.accept(actor="credit-office", accepted_on=date(2024, 9, 27), calendar=calendar())
     with pytest.raises(InvalidOutcome, match="needs its reason"):
-        o.extend(actor="credit-office", reason=" ", calendar=calendar())
+        o.extend(actor="credit-office", reason=" ", calendar=calendar(),
+                 extended_on=date(2024, 9, 30))
 
 
 def test_a_ruling_after_the_deadline_is_recorded_as_late() -> None:
@@ -86,7 +107,7 @@ def test_only_an_accepted_objection_is_ruled_and_only_a_ruling_is_reviewed() -> 
         o.rule(actor="credit-office", outcome="reject", reasoning="x", ruled_on=date(2024, 10, 8))
     with pytest.raises(ObjectionNotOpen):
         o.request_review(actor="credit-office", grounds="x", requested_on=date(2024, 10, 8))
-    o.decline(actor="credit-office", reason="非本人")
+    o.decline(actor="credit-office", reason="非本人", declined_on=date(2024, 9, 27))
     with pytest.raises(ObjectionNotOpen, match="is declined"):
         o.accept(actor="credit-office", accepted_on=date(2024, 9, 27), calendar=calendar())
 
@@ -220,13 +241,18 @@ def test_the_basis_of_a_black_listing_is_serious_negative_information_in_force()
 
 def test_a_removal_falls_inside_the_listing() -> None:
     listing = black()
-    with pytest.raises(ListingRuleBroken, match="before it starts"):
-        listing.remove(actor="credit-office", reason="x", removed_on=date(2026, 1, 1))
-    with pytest.raises(ListingRuleBroken, match="ends on 2029-01-15 by itself"):
-        listing.remove(actor="credit-office", reason="x", removed_on=date(2029, 2, 1))
-    listing.remove(actor="credit-office", reason="已履行", removed_on=date(2027, 3, 1))
-    with pytest.raises(ListingRuleBroken, match="already removed"):
-        listing.remove(actor="credit-office", reason="x", removed_on=date(2027, 3, 2))
+    with clock.frozen_at(datetime(2029, 6, 1, tzinfo=UTC)):
+        with pytest.raises(ImpossibleDate, match="the removal date 2026-01-01 is before the "
+                                                 "listing's start 2026-01-15"):
+            listing.remove(actor="credit-office", reason="x", removed_on=date(2026, 1, 1))
+        with pytest.raises(ListingRuleBroken, match="ends on 2029-01-15 by itself"):
+            listing.remove(actor="credit-office", reason="x", removed_on=date(2029, 2, 1))
+        listing.remove(actor="credit-office", reason="已履行", removed_on=date(2027, 3, 1))
+        with pytest.raises(ListingRuleBroken, match="already removed"):
+            listing.remove(actor="credit-office", reason="x", removed_on=date(2027, 3, 2))
+    with clock.frozen_at(datetime(2027, 2, 1, tzinfo=UTC)), \
+            pytest.raises(ImpossibleDate, match="the removal date 2027-03-01 is after today"):
+        black().remove(actor="credit-office", reason="已履行", removed_on=date(2027, 3, 1))
 
 
 # -- commitments -----------------------------------------------------------------------------
@@ -235,7 +261,8 @@ def test_a_removal_falls_inside_the_listing() -> None:
 def test_a_commitment_is_settled_once_as_kept_or_broken() -> None:
     c = Commitment.make(actor="credit-office", subject=SUBJECT, number="CN-1", text="按期整改",
                         context="审批", made_on=date(2026, 1, 1), due_on=date(2026, 6, 30))
-    with pytest.raises(CommitmentRuleBroken, match="after it is made"):
+    with pytest.raises(ImpossibleDate, match="the settlement date 2025-12-01 is before the "
+                                             "commitment date 2026-01-01"):
         c.settle(actor="market", kept=True, note="x", settled_on=date(2025, 12, 1))
     c.settle(actor="market", kept=False, note="未整改", settled_on=date(2026, 7, 1))
     assert c.outcome == "broken"
