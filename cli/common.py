@@ -194,6 +194,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 input_option = click.option("--input", "input_path", metavar="FILE",
                             help="A JSON object with the command's fields ('-' for stdin); "
                                  "flags override it.")
+reader_option = click.option(
+    "--as", "reader_text", default="public", show_default=True, metavar="READER",
+    help="Who reads: public; an authority's code; auditor, court or agency (optionally "
+         ":NAME); subject:KEY for one's own file. The role matrix decides what each sees "
+         "(docs/PERMISSIONS.md); every read beyond the public file is written to the query log.")
+purpose_option = click.option("--purpose", help="Why you read it: required for every read "
+                                                "beyond the public file (it is logged).")
 on_option = click.option("--on", "on", metavar="DATE",
                         help="The day the act takes effect (YYYY-MM-DD; default today, China "
                              "time); never after today, nor before what it answers.")

@@ -14,12 +14,15 @@ from cli.common import (
     fail,
     opened,
     parse_time,
+    purpose_option,
     reading,
     subject_ref,
     writing,
 )
 from domain.identifiers import mask_subject_key
-from workflows.extracts import ExtractIssuer, checkpoint_listing, verify_extract_file
+from workflows.extracts import checkpoint_listing, verify_extract_file
+from workflows.reads import Reads
+from workflows.services import CreditServices
 from workflows.verifier_file import pack_verifier, verifier_files
 
 
@@ -28,11 +31,19 @@ from workflows.verifier_file import pack_verifier, verifier_files
 @click.option("--as-of", "as_of", help=f"As of {TIME_HELP}; default now.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Where to write the extract (JSON).")
-def extract(subject_text: str, as_of: str | None, output: Path) -> None:
-    """Issue a signed extract of a subject's credit history that a court verifies offline."""
+@click.option("--as", "reader_text", default="credit-office", show_default=True,
+              metavar="READER", help="Who it is issued to: the credit office, a court or an "
+                                     "auditor (court:NAME), or subject:KEY for its own.")
+@purpose_option
+def extract(subject_text: str, as_of: str | None, output: Path, reader_text: str,
+            purpose: str | None) -> None:
+    """Issue a signed extract of a subject's whole credit history, which a court verifies
+    offline. It holds every signed event about the subject: the issue is logged."""
     ref = subject_ref(subject_text)
     with writing() as ledger:
-        issued = ExtractIssuer(ledger).issue(ref.key, parse_time(as_of) if as_of else None)
+        reads = Reads(CreditServices(ledger))
+        issued = reads.extract(reads.reader(reader_text), ref.key,
+                               parse_time(as_of) if as_of else None, purpose)
     output.write_text(issued.to_json(), encoding="utf-8")
     payload = issued.payload
     click.echo(f"extract {issued.number} of {mask_subject_key(ref.key)} as of "

@@ -18,12 +18,18 @@ from cli.common import (
     parse_time,
     print_table,
     progress_bar,
+    purpose_option,
+    reader_option,
+    reading,
     runner,
     subject_ref,
+    writing,
 )
 from domain.identifiers import mask_person_name, mask_subject_key
 from domain.records import today_in_china
+from projections.queries import search_subjects
 from projections.schema import TABLES
+from workflows.reads import Reads
 from workflows.services import CreditServices
 
 
@@ -92,19 +98,48 @@ def _known(text: str | None) -> datetime | None:
 @click.argument("subject_text", metavar="SUBJECT")
 @click.option("--as-of", "as_of", help="The day (YYYY-MM-DD; default today).")
 @click.option("--known-at", "known_at",
-              help=f"As the ledger knew it at {TIME_HELP}; default now.")
+              help=f"As the ledger knew it at {TIME_HELP}; default now (auditors and the "
+                   "credit office).")
+@reader_option
+@purpose_option
 @click.option("--json", "as_json", is_flag=True)
-def history(subject_text: str, as_of: str | None, known_at: str | None, as_json: bool) -> None:
+def history(subject_text: str, as_of: str | None, known_at: str | None, reader_text: str,
+            purpose: str | None, as_json: bool) -> None:
     """A subject's records, flags, grade and lists on a day, recomputed from its signed events
-    (read through the subject index) under the policies in force then."""
+    (read through the subject index) under the policies in force then: the public file, or
+    for an authorised reader the whole file."""
     ref = subject_ref(subject_text)
-    with opened() as ledger:
-        state = CreditServices(ledger).state(ref.key, parse_day("--as-of", as_of),
-                                             _known(known_at))
+    with writing() as ledger:
+        reads = Reads(CreditServices(ledger))
+        state = reads.state(reads.reader(reader_text), ref.key, parse_day("--as-of", as_of),
+                            _known(known_at), purpose)
     if as_json:
         click.echo(json.dumps(state, ensure_ascii=False, indent=2))
     else:
         click.echo(render_state(state))
+
+
+@credit.command()
+@click.option("--subject", "subject_text", help="Only the reads of this subject's file.")
+@click.option("--since", help=f"Only reads from {TIME_HELP}.")
+@click.option("--as", "reader_text", required=True, metavar="READER",
+              help="An auditor (auditor[:NAME]) or the credit office.")
+@click.option("--json", "as_json", is_flag=True)
+def queries(subject_text: str | None, since: str | None, reader_text: str,
+            as_json: bool) -> None:
+    """The query log: every read beyond the public file (who, whose file, why, when, what was
+    returned), signed in the ledger and checked by `credit verify`."""
+    subject = subject_ref(subject_text).key if subject_text else None
+    with opened(reading()) as ledger:
+        reads = Reads(CreditServices(ledger))
+        logged = reads.queries(reads.reader(reader_text), subject,
+                               parse_time(since) if since else None)
+    if as_json or not logged:
+        emit(as_json, {"queries": logged}, "no query logged")
+        return
+    print_table(["at", "reader", "command", "subject", "purpose", "returned"],
+                [[q["at"][:19], q["reader"], q["command"], q["subject"] or "", q["purpose"],
+                  q["returned"]] for q in logged])
 
 
 def _labels(*states: dict[str, Any]) -> dict[str, str]:
@@ -123,17 +158,23 @@ def _labels(*states: dict[str, Any]) -> dict[str, str]:
 @click.argument("subject_text", metavar="SUBJECT")
 @click.option("--from", "start", required=True, help="YYYY-MM-DD")
 @click.option("--to", "end", help="YYYY-MM-DD (default today)")
-@click.option("--known-at", "known_at", help="As the ledger knew it then (default now).")
+@click.option("--known-at", "known_at",
+              help=f"As the ledger knew it at {TIME_HELP}; default now (auditors and the "
+                   "credit office).")
+@reader_option
+@purpose_option
 @click.option("--json", "as_json", is_flag=True)
 def diff(subject_text: str, start: str, end: str | None, known_at: str | None,
-         as_json: bool) -> None:
+         reader_text: str, purpose: str | None, as_json: bool) -> None:
     """What changed about a subject between two days, and the signed events that changed it."""
     ref = subject_ref(subject_text)
     first = parse_day("--from", start)
     last = parse_day("--to", end) or today_in_china()
     assert first is not None
-    with opened() as ledger:
-        result = CreditServices(ledger).diff(ref.key, first, last, _known(known_at))
+    with writing() as ledger:
+        reads = Reads(CreditServices(ledger))
+        result = reads.diff(reads.reader(reader_text), ref.key, first, last, _known(known_at),
+                            purpose)
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")},
                               ensure_ascii=False, indent=2, default=str))
@@ -216,14 +257,19 @@ def rebuild(names: tuple[str, ...], as_json: bool) -> None:
 @credit.command()
 @click.argument("query")
 @click.option("--limit", default=20, show_default=True)
+@reader_option
+@purpose_option
 @click.option("--json", "as_json", is_flag=True)
-def lookup(query: str, limit: int, as_json: bool) -> None:
-    """Find subjects by name or identifier in the read models (people's numbers masked)."""
-    from projections.queries import search_subjects
-    with opened() as ledger:
+def lookup(query: str, limit: int, reader_text: str, purpose: str | None, as_json: bool) -> None:
+    """Find enterprises by name, partial name or full code in the read models. A natural person
+    is found only by the full ID number, by an authorised reader stating a purpose (logged)."""
+    with writing() as ledger:
         run = runner(ledger)
         run.setup()
-        rows = search_subjects(run.engine, query, limit)
+        reads = Reads(CreditServices(ledger))
+        rows = reads.lookup(reads.reader(reader_text), query, purpose,
+                            lambda text, people: search_subjects(run.engine, text, people,
+                                                                 limit))
     if as_json or not rows:
         emit(as_json, {"subjects": rows}, "no subject found")
         return

@@ -123,6 +123,8 @@ _SCHEMAS = (
                                     "due_on"), effective="made_on"),
     EventSchema("Commitment.Settled", ("actor", "kept", "note", "settled_on"),
                 effective="settled_on"),
+    EventSchema("Query.Logged", ("actor", "reader", "role", "command", "about", "purpose",
+                                 "returned")),
 )
 SCHEMAS: Mapping[str, EventSchema] = {s.kind: s for s in _SCHEMAS}
 

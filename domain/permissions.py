@@ -52,15 +52,24 @@ COMMANDS: dict[str, Permission] = {
     "list.remove": _p("department credit_office", "remove a subject from a list"),
     "commitment.make": _p("department credit_office", "record a credit commitment", True),
     "commitment.settle": _p("department credit_office", "record whether a commitment was kept"),
+    # reads (docs/CREDIT.md, "Who sees what"): every one but the public one is logged
+    "read.public": _p("platform credit_office department subject auditor court agency public",
+                      "see an enterprise's public file on any day; find enterprises by name or "
+                      "full code (never a natural person)"),
+    "read.own": _p("subject", "see one's own full file, the shared records included (logged)"),
+    "read.file": _p("credit_office department auditor court agency",
+                    "see a subject's full file, a person's by the full ID number only, stating "
+                    "the purpose (logged)"),
+    "read.known_at": _p("credit_office auditor", "replay a file as the ledger knew it at an "
+                                                 "earlier time (logged)"),
+    "read.queries": _p("credit_office auditor", "read the query log"),
+    "extract.issue": _p("credit_office court auditor subject",
+                        "issue a signed extract of a subject's whole history (a subject: its "
+                        "own; logged)"),
 }
 
-# What the roles that never sign may do (reads), for the written matrix.
+# What is done outside the ledger's commands, for the written matrix.
 READS: dict[str, tuple[str, ...]] = {
-    "look up public records (masked)": ("public", "subject", "agency", "auditor", "court",
-                                        "department", "credit_office"),
-    "see one's own full record": ("subject",),
-    "query authorised or shared information (logged)": ("agency", "department", "credit_office"),
-    "replay history to a date, compare dates": ("auditor", "credit_office"),
     "verify the whole store": ("auditor", "credit_office", "platform"),
     "verify a signed record extract offline": ("court", "auditor", "public"),
 }

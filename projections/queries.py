@@ -1,4 +1,4 @@
-"""Reading the read models: what the lookup window and the office's queues show."""
+"""Reading the read models: what the lookup window shows."""
 
 from __future__ import annotations
 
@@ -8,19 +8,35 @@ from sqlalchemy import Engine, text
 
 from domain.identifiers import mask_person_name, mask_subject_key
 
+_COLUMNS = ("subject, kind, name, grade, points, black_listed, red_listed, records, "
+            "public_records, open_objections")
 
-def search_subjects(engine: Engine, query: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Subjects whose name contains ``query`` or whose identifier starts with it (masked)."""
+
+def like_pattern(fragment: str) -> str:
+    """``%fragment%`` with LIKE's own characters taken literally (ESCAPE '\\')."""
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_subjects(engine: Engine, query: str, people: bool = False,
+                    limit: int = 20) -> list[dict[str, Any]]:
+    """Enterprises whose name contains ``query`` or whose full code it is; with ``people``,
+    the one subject whose full key ``query`` is (the caller has checked who may ask)."""
     needle = query.strip()
-    code = needle.split(":", 1)[-1].upper()
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT subject, kind, name, grade, points, black_listed, red_listed, records, "
-            "public_records, open_objections FROM proj_subjects "
-            "WHERE name LIKE :name OR subject LIKE :uscc OR subject LIKE :rid "
-            "ORDER BY subject LIMIT :limit"),
-            {"name": f"%{needle}%", "uscc": f"uscc:{code}%", "rid": f"rid:{code}%",
-             "limit": limit}).mappings().all()
+        if people:
+            rows = conn.execute(text(
+                f"SELECT {_COLUMNS} FROM proj_subjects WHERE subject = :key"),
+                {"key": needle}).mappings().all()
+        else:
+            code = needle.removeprefix("uscc:").upper()
+            rows = conn.execute(text(
+                f"SELECT {_COLUMNS} FROM proj_subjects "
+                "WHERE subject LIKE 'uscc:%' "
+                "AND (name LIKE :name ESCAPE '\\' OR subject = :uscc) "
+                "ORDER BY subject LIMIT :limit"),
+                {"name": like_pattern(needle), "uscc": f"uscc:{code}",
+                 "limit": limit}).mappings().all()
     return [{**row, "subject": mask_subject_key(row["subject"]),
              "name": mask_person_name(row["name"] or "") if row["kind"] == "natural_person"
              else row["name"],

@@ -33,7 +33,8 @@ def issued(database_url: str, tmp_path: Path) -> tuple[Credit, str, Path, Path]:
     credit("init")
     credit("import", str(ROOT / "examples" / "tax.jsonl"), "--as", "tax")
     subject = json.loads((ROOT / "examples" / "tax.jsonl").read_text().splitlines()[0])["subject"]
-    out = credit("extract", subject, "-o", str(tmp_path / "extract.json"))
+    out = credit("extract", subject, "-o", str(tmp_path / "extract.json"), "--as",
+                 "court:临安区人民法院", "--purpose", "（2026）浙0112民初1号 调取信用记录")
     assert out.stdout.startswith("extract LA-")
     pem = credit("keys", "export", "platform").stdout
     (tmp_path / "platform.pem").write_text(pem)
@@ -79,12 +80,13 @@ def check_an_extract_of_a_past_day(issued: tuple[Credit, str, Path, Path],
                                    tmp_path: Path) -> None:
     credit, subject, _, pem = issued
     old = tmp_path / "old.json"
-    credit("extract", subject, "--as-of", "2016-01-01", "-o", str(old))
+    credit("extract", subject, "--as-of", "2016-01-01", "-o", str(old), "--purpose", "核查")
     result = json.loads(credit("verify-extract", str(old), "--trust", str(pem), "--json").stdout)
     assert result["valid"] is True
     assert result["as_of"] == "2016-01-01T15:59:59.999999+00:00"  # the end of that day in China
     assert result["records"] == 0
-    future = credit("extract", subject, "--as-of", "2999-01-01", "-o", str(old), ok=False)
+    future = credit("extract", subject, "--as-of", "2999-01-01", "-o", str(old), "--purpose",
+                    "核查", ok=False)
     assert future.returncode == 1 and "lies in the future" in future.stderr
 
 

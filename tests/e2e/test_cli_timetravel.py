@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from domain.identifiers import mask_subject_key
 from tests.e2e.test_cli import ROOT, Credit
 
 
@@ -15,16 +16,26 @@ def test_history_diff_project_rebuild_and_lookup(database_url: str, tmp_path: Pa
     first = (ROOT / "examples" / "labour.csv").read_text().splitlines()[1].split(",")
     subject, name, decided = first[1], first[2], first[5]
 
-    state = json.loads(credit("history", subject, "--json").stdout)
-    assert state["subject"] == subject and state["name"] == name
+    # a person's file is never public
+    refused = credit("history", subject, ok=False)
+    assert refused.returncode == 1 and "is a natural person" in refused.stderr
+    assert subject not in refused.stderr
+    # the department that keeps it reads it, stating why (logged)
+    labour = ("--as", "labour", "--purpose", "核查社保缴纳")
+    state = json.loads(credit("history", subject, *labour, "--json").stdout)
+    assert state["subject"] == subject and state["name"] == name and state["view"] == "full"
     assert state["records"][0]["decision_date"] == decided
-    text = credit("history", subject).stdout
+    text = credit("history", subject, *labour).stdout
     assert subject not in text and name not in text  # a person: number and name masked
     assert "3301**********" in text
+    unstated = credit("history", subject, "--as", "labour", ok=False)
+    assert unstated.returncode == 1 and "state the purpose" in unstated.stderr
 
-    before = json.loads(credit("history", subject, "--as-of", "2026-01-01", "--json").stdout)
+    before = json.loads(credit("history", subject, "--as-of", "2026-01-01", *labour,
+                               "--json").stdout)
     assert before["records"] == []
-    changes = json.loads(credit("diff", subject, "--from", "2026-01-01", "--json").stdout)
+    changes = json.loads(credit("diff", subject, "--from", "2026-01-01", *labour,
+                                "--json").stdout)
     assert {e["event"] for e in changes["events"]} >= {"CreditRecord.Submitted"}
     assert all(e["notification_id"] and e["kid"] for e in changes["events"])
 
@@ -33,5 +44,18 @@ def test_history_diff_project_rebuild_and_lookup(database_url: str, tmp_path: Pa
     assert all(p["behind"] == 0 for p in status)
     rebuilt = json.loads(credit("rebuild", "--json").stdout)
     assert set(rebuilt) == {"subjects", "keys", "checkpoints"}
-    found = json.loads(credit("lookup", subject.split(":")[1][:10], "--json").stdout)["subjects"]
-    assert found and all("*" in s["subject"] for s in found)
+    # the public finds no person: not by a prefix of the number, not by a wildcard
+    for probe in (subject.split(":")[1][:10], "%", "_", name):
+        found = json.loads(credit("lookup", probe, "--json").stdout)["subjects"]
+        assert found == [], probe
+    # an authorised reader finds a person by the full number only, stating why (logged)
+    found = json.loads(credit("lookup", subject, *labour, "--json").stdout)["subjects"]
+    assert [s["subject"] for s in found] == [mask_subject_key(subject)]
+    logged = json.loads(credit("queries", "--subject", subject, "--as", "auditor:审计局",
+                               "--json").stdout)["queries"]
+    assert [q["command"] for q in logged] == ["read.file"] * 5
+    assert {q["reader"] for q in logged} == {"labour"}
+    assert {q["purpose"] for q in logged} == {"核查社保缴纳"}
+    public_log = credit("queries", "--as", "public", ok=False)
+    assert public_log.returncode == 1 and "may not read queries" in public_log.stderr
+    assert credit("verify").returncode == 0
