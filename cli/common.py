@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
+from domain import clock
 from domain.clock import CHINA_TIME
 from domain.identifiers import SubjectRef, parse_subject
 from domain.records import today_in_china
@@ -130,7 +131,7 @@ def parse_time(text: str) -> datetime:
     whatever the option (an as-of, a known-at, an expiry or a revocation)."""
     try:
         if len(text) == 10:
-            return (datetime.combine(date.fromisoformat(text), time(0), tzinfo=CHINA_TIME)
+            return (datetime.combine(clock.parse_day(text), time(0), tzinfo=CHINA_TIME)
                     + timedelta(days=1) - timedelta(microseconds=1))
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -142,7 +143,7 @@ def parse_day(option: str, text: str | None) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        return clock.parse_day(text)
     except ValueError:
         fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
 

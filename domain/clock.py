@@ -39,6 +39,15 @@ def today_in_china() -> date:
     return now().astimezone(CHINA_TIME).date()
 
 
+def parse_day(text: str) -> date:
+    """A calendar date written YYYY-MM-DD, and only so (Python also reads 20260105 and
+    2026-W01-1 as dates; a department's file must not)."""
+    if not (len(text) == 10 and text[4] == text[7] == "-"
+            and (text[:4] + text[5:7] + text[8:]).isdigit()):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
 def naive_utc(moment: datetime) -> datetime:
     """The instant as naive UTC: how SQLite and PostgreSQL both store times, so they read the
     same values back."""

@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import DomainError, check_not_before, check_not_future
+from domain.clock import parse_day
 from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
 from domain.records import CreditRecord, check_changes, record_id, today_in_china
 from domain.subjects import subject_id
@@ -169,7 +170,7 @@ class Importer:
     def _date(self, row: Row, name: str) -> date:
         text = self._text(row, name)
         try:
-            return date.fromisoformat(text)
+            return parse_day(text)
         except ValueError:
             raise LedgerError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
 
@@ -200,7 +201,7 @@ class Importer:
         if isinstance(changes.get("decision_date"), str):
             text = changes["decision_date"]
             try:
-                changes["decision_date"] = date.fromisoformat(text)
+                changes["decision_date"] = parse_day(text)
             except ValueError:
                 raise LedgerError(f"changes.decision_date {text!r} is not a date") from None
         return changes

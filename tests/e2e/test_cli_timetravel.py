@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from cli.common import parse_time
+from domain.clock import CHINA_TIME, today_in_china
 from domain.identifiers import mask_subject_key
 from tests.e2e.test_cli import ROOT, Credit
 
@@ -59,3 +62,53 @@ def test_history_diff_project_rebuild_and_lookup(database_url: str, tmp_path: Pa
     public_log = credit("queries", "--as", "public", ok=False)
     assert public_log.returncode == 1 and "may not read queries" in public_log.stderr
     assert credit("verify").returncode == 0
+
+
+def test_a_bare_date_as_a_time_is_the_end_of_that_day(database_url: str, tmp_path: Path) -> None:
+    credit = Credit(database_url, tmp_path / "keys")
+    credit("init")
+    credit("import", str(ROOT / "examples" / "tax.jsonl"), "--as", "tax")
+    subject = json.loads((ROOT / "examples" / "tax.jsonl").read_text().splitlines()[0])["subject"]
+    today = today_in_china()
+    office = ("--as", "credit-office", "--purpose", "核对")
+
+    def known(day: date) -> int:
+        return len(json.loads(credit("history", subject, "--known-at", day.isoformat(), *office,
+                                     "--json").stdout)["records"])
+
+    # imported today: known at the end of today, not at the end of yesterday
+    assert known(today) >= 1
+    assert known(today - timedelta(days=1)) == 0
+    assert parse_time("2024-03-01") == datetime(2024, 3, 1, 23, 59, 59, 999999,
+                                                tzinfo=CHINA_TIME)
+
+
+def test_history_text_labels_every_flag_and_says_when_no_grading_was_in_force(
+        database_url: str, tmp_path: Path) -> None:
+    credit = Credit(database_url, tmp_path / "keys")
+    credit("init")
+    credit("import", str(ROOT / "examples" / "tax.jsonl"), "--as", "tax")
+    subject = json.loads((ROOT / "examples" / "tax.jsonl").read_text().splitlines()[0])["subject"]
+    record = json.loads(credit("history", subject, "--json").stdout)["records"][0]
+    number = json.loads(credit("objection", "raise", "--as", "credit-office", "--subject", subject,
+                               "--record", record["id"], "--grounds", "有误",
+                               "--json").stdout)["number"]
+    credit("objection", "accept", number, "--as", "credit-office")
+    text = credit("history", subject, "--as", "credit-office", "--purpose", "核对").stdout
+    (line,) = [li for li in text.splitlines() if li.strip().startswith(number)]
+    assert "status accepted" in line and "deadline " in line
+    assert "False" not in text and "True" not in text
+    before = credit("history", subject, "--as-of", "2015-06-01").stdout
+    assert "no grading policy was in force on 2015-06-01" in before and "None" not in before
+
+
+def test_the_demo_into_a_ledger_holding_something_else_fails(database_url: str,
+                                                             tmp_path: Path) -> None:
+    credit = Credit(database_url, tmp_path / "keys")
+    credit("demo", "--subjects", "8", "--seed", "5")
+    same = credit("demo", "--subjects", "8", "--seed", "5")
+    assert same.returncode == 0 and "this demo city" in same.stdout
+    other = credit("demo", "--subjects", "8", "--seed", "6", ok=False)
+    assert other.returncode == 1 and "nothing written" in other.stdout
+    bigger = credit("demo", "--subjects", "9", "--seed", "5", ok=False)
+    assert bigger.returncode == 1

@@ -172,3 +172,28 @@ def test_importing_as_a_department_that_does_not_own_the_items_is_refused(
         Importer(platform, "market").run(EXAMPLES / "tax.jsonl")
     assert all("submitted by 'tax', not by 'market'" in e.reason
                for e in refused.value.errors if e.line < 7)
+
+
+def test_corrections_and_revocations_dated_when_they_cannot_be_are_named_by_line(
+        platform: CreditServices, tmp_path: Path) -> None:
+    first = row(1)  # decided 2026-05-01
+    target = {"subject": first["subject"], "item_code": first["item_code"],
+              "decision_number": first["decision_number"]}
+    path = write_rows(tmp_path / "tax.jsonl", [
+        first,
+        {"action": "correct", **target, "reason": "笔误", "changes": {"summary": "更正"},
+         "on": "2099-01-01"},
+        {"action": "revoke", **target, "reason": "有误", "on": "2025-12-31"},
+        {"action": "revoke", **target, "reason": "有误", "on": "20260105"},
+        {"action": "correct", **target, "reason": "笔误", "changes": {"summary": "更正"},
+         "on": "2026-05-06"},
+    ])
+    before = counts(platform.ledger)
+    with clock.frozen_at(at("2026-11-20T02:00:00")), pytest.raises(ImportRefused) as refused:
+        Importer(platform, "tax").run(path)
+    lines = {e.line: e.reason for e in refused.value.errors}
+    assert sorted(lines) == [2, 3, 4]
+    assert lines[2] == "on 2099-01-01 is after today, 2026-11-20 (China time)"
+    assert lines[3] == "on 2025-12-31 is before the record's decision date 2026-05-01"
+    assert "is not a date" in lines[4]
+    assert counts(platform.ledger) == before
