@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/credit verify
 	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it). Try: $(BIN)/credit keys list;"
 	@echo "  $(BIN)/credit lookup 杭州; $(BIN)/credit history SUBJECT;"
-	@echo "  CREDIT_KEY_PASSPHRASE=$(DEMO_PASSPHRASE) $(BIN)/credit extract SUBJECT -o var/extract.json --purpose 演示"
+	@echo "  CREDIT_KEY_PASSPHRASE=$(DEMO_PASSPHRASE) $(BIN)/credit extract SUBJECT -o var/extract.json --as credit-office --purpose 演示"
 	@echo "    (signing needs the keys' passphrase; the demo's is the development one above);"
 	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
 

@@ -31,7 +31,7 @@ from workflows.verifier_file import pack_verifier, verifier_files
 @click.option("--as-of", "as_of", help=f"As of {TIME_HELP}; default now.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Where to write the extract (JSON).")
-@click.option("--as", "reader_text", default="credit-office", show_default=True,
+@click.option("--as", "reader_text", default="public", show_default=True,
               metavar="READER", help="Who it is issued to: the credit office, a court or an "
                                      "auditor (court:NAME), or subject:KEY for its own.")
 @purpose_option

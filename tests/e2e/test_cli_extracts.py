@@ -80,13 +80,17 @@ def check_an_extract_of_a_past_day(issued: tuple[Credit, str, Path, Path],
                                    tmp_path: Path) -> None:
     credit, subject, _, pem = issued
     old = tmp_path / "old.json"
-    credit("extract", subject, "--as-of", "2016-01-01", "-o", str(old), "--purpose", "核查")
+    office = ("--as", "credit-office", "--purpose", "核查")
+    public = credit("extract", subject, "-o", str(old), ok=False)
+    assert public.returncode == 1 and "may not extract issue" in public.stderr
+    assert not old.exists()
+    credit("extract", subject, "--as-of", "2016-01-01", "-o", str(old), *office)
     result = json.loads(credit("verify-extract", str(old), "--trust", str(pem), "--json").stdout)
     assert result["valid"] is True
     assert result["as_of"] == "2016-01-01T15:59:59.999999+00:00"  # the end of that day in China
     assert result["records"] == 0
-    future = credit("extract", subject, "--as-of", "2999-01-01", "-o", str(old), "--purpose",
-                    "核查", ok=False)
+    future = credit("extract", subject, "--as-of", "2999-01-01", "-o", str(old), *office,
+                    ok=False)
     assert future.returncode == 1 and "lies in the future" in future.stderr
 
 
