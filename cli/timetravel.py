@@ -273,8 +273,8 @@ def lookup(query: str, limit: int, reader_text: str, purpose: str | None, as_jso
     if as_json or not rows:
         emit(as_json, {"subjects": rows}, "no subject found")
         return
-    print_table(["subject", "name", "grade", "lists", "records"],
+    print_table(["subject", "name", "grade", "lists", "public records"],
                 [[r["subject"], r["name"] or "", f"{r['grade']} ({r['points']})",
                   " ".join(name for name, on in (("black list", r["black_listed"]),
                                                  ("red list", r["red_listed"])) if on),
-                  r["records"]] for r in rows])
+                  r["public_records"]] for r in rows])

@@ -151,6 +151,9 @@ def test_lookup_finds_no_person_for_the_public_and_takes_wildcards_literally(
             ENTERPRISE.key]
         assert [s["subject"] for s in reads.lookup(public, ENTERPRISE.code, None, search)] == [
             ENTERPRISE.key]
+        (row,) = reads.lookup(public, "测试", None, search)
+        assert "records" not in row and "open_objections" not in row
+        assert row["public_records"] >= 1
         for probe in ("%", "_", "测%", PERSON.code[:10], PERSON.code[:17], "张三",
                       ENTERPRISE.code[:8]):
             assert reads.lookup(public, probe, None, search) == [], probe
