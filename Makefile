@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_PASSPHRASE := credit-ledger-demo-only-NOT-FOR-PRODUCTION
 
-.PHONY: run test lint typecheck unit bench clean help
+.PHONY: run test lint typecheck unit bench clean help verifier
 
 help:
 	@echo "make run    set up, load the demo city into var/, verify it"
@@ -38,6 +38,10 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# The release step: build the court's verifier and publish its SHA-256 in docs/VERIFYING.md.
+verifier: $(STAMP)
+	$(BIN)/python -c 'from pathlib import Path; from workflows.verifier_file import pack_verifier, publish_digest; d = pack_verifier(Path("credit-verify.pyz")); publish_digest(Path("docs/VERIFYING.md"), d); print("credit-verify.pyz", d)'
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)

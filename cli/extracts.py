@@ -100,7 +100,8 @@ def verifier(output: Path, list_only: bool) -> None:
             click.echo(str(path))
         return
     try:
-        pack_verifier(output)
+        digest = pack_verifier(output)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
-    click.echo(f"wrote {output}: run `python3 {output} EXTRACT.json --trust platform.pem`")
+    click.echo(f"wrote {output} (SHA-256 {digest}): run `python3 {output} EXTRACT.json "
+               "--trust platform.pem`")

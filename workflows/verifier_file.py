@@ -8,10 +8,10 @@ The architecture test and ``credit verifier --list`` use the same walk.
 from __future__ import annotations
 
 import ast
-import shutil
+import hashlib
+import io
 import sys
-import tempfile
-import zipapp
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,14 +75,51 @@ def third_party_imports(root: Path = ROOT) -> dict[str, set[str]]:
     return outside
 
 
-def pack_verifier(output: Path, root: Path = ROOT) -> list[Path]:
-    """Write the zipapp a court runs: ``python3 credit-verify.pyz FILE --trust KEY.pem``."""
-    files = verifier_files(root)
-    with tempfile.TemporaryDirectory() as folder:
-        for relative in files:
-            target = Path(folder) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / relative, target)
-        zipapp.create_archive(folder, output, interpreter="/usr/bin/env python3",
-                              main=ENTRY_POINT, compressed=True)
-    return files
+INTERPRETER = b"#!/usr/bin/env python3\n"
+# Every entry is dated the same (the earliest time a zip can hold) and written in sorted order,
+# so the same sources give the same bytes: a court can compare the file's SHA-256 with the one
+# published in docs/VERIFYING.md.
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+MAIN = ("# -*- coding: utf-8 -*-\nimport {module}\n{module}.{function}()\n")
+
+
+def verifier_bytes(root: Path = ROOT) -> bytes:
+    """The zipapp a court runs (``python3 credit-verify.pyz FILE --trust KEY.pem``), as bytes."""
+    module, function = ENTRY_POINT.split(":")
+    entries = {str(relative): (root / relative).read_bytes() for relative in verifier_files(root)}
+    entries["__main__.py"] = MAIN.format(module=module, function=function).encode("utf-8")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, entries[name], compresslevel=9)
+    return INTERPRETER + buffer.getvalue()
+
+
+def pack_verifier(output: Path, root: Path = ROOT) -> str:
+    """Write the verifier to ``output``; return its SHA-256 (hex)."""
+    data = verifier_bytes(root)
+    output.write_bytes(data)
+    output.chmod(0o755)
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish_digest(document: Path, digest: str) -> bool:
+    """Write the verifier's SHA-256 into the document between its markers (the release step,
+    `make verifier`); whether the document changed."""
+    text = document.read_text(encoding="utf-8")
+    start, end = "<!-- verifier-sha256 -->", "<!-- /verifier-sha256 -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    updated = f"{head}{start}SHA-256 `{digest}`{end}{tail}"
+    if updated != text:
+        document.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def published_digest(document: Path) -> str | None:
+    text = document.read_text(encoding="utf-8")
+    _, found, rest = text.partition("<!-- verifier-sha256 -->SHA-256 `")
+    return rest.split("`", 1)[0] if found else None
