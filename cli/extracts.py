@@ -46,10 +46,13 @@ def extract(subject_text: str, as_of: str | None, output: Path, reader_text: str
                                parse_time(as_of) if as_of else None, purpose)
     output.write_text(issued.to_json(), encoding="utf-8")
     payload = issued.payload
+    state = payload["state"]
+    found = ("no event about it (absence proved by the chain map)" if state.get("absent") else
+             f"{issued.subject_event_count} signed events about it, grade "
+             f"{state['grade']['grade']}")
     click.echo(f"extract {issued.number} of {mask_subject_key(ref.key)} as of "
-               f"{payload['as_of']}: {issued.subject_event_count} signed events about it, grade "
-               f"{payload['state']['grade']['grade']}, under checkpoint of "
-               f"{issued.checkpoint_size} events; written to {output}")
+               f"{payload['as_of']}: {found}, under checkpoint of {issued.checkpoint_size} "
+               f"events; written to {output}")
 
 
 @credit.command("verify-extract")

@@ -505,6 +505,15 @@ def objections_on(facts: Iterable[Fact], as_of: date, known_at: datetime | None 
     return sorted(views, key=lambda v: (v["raised_on"], v["number"]))
 
 
+def absence(subject: str, as_of: datetime, tree_size: int) -> dict[str, Any]:
+    """What an extract says of a subject the ledger holds no event about: that, and nothing
+    else: no grade (a grade would be a statement about conduct nobody recorded)."""
+    return {"reducer": REDUCER_VERSION, "subject": subject, "absent": True,
+            "as_of": as_of.astimezone(CHINA_TIME).date().isoformat(),
+            "known_at": as_of.astimezone(UTC).isoformat(timespec="microseconds"),
+            "statement": f"no event about {subject} up to checkpoint {tree_size}"}
+
+
 def _act_days(replay: _Replay) -> list[date]:
     """Every day on which a known act takes effect (some may lie after the day viewed)."""
     days: list[date | None] = []

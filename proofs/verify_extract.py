@@ -55,7 +55,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.clock import CHINA_TIME
-from domain.state import COMPATIBLE_REDUCERS, REDUCER_VERSION, subject_state
+from domain.state import COMPATIBLE_REDUCERS, REDUCER_VERSION, absence, subject_state
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint, public_key_from_pem
 from proofs import chain_map, envelope, jws, merkle
@@ -128,6 +128,15 @@ class VerifiedExtract:
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        if self.state.get("absent"):
+            return {"valid": True, "number": self.number, "subject": self.subject,
+                    "absent": True, "statement": self.state["statement"],
+                    "as_of": envelope.format_instant(self.as_of),
+                    "issued_at": envelope.format_instant(self.issued_at), "issuer": self.issuer,
+                    "checkpoint": {"tree_size": self.checkpoint.tree_size,
+                                   "issued_at": envelope.format_instant(self.checkpoint.issued_at),
+                                   "key": self.checkpoint.key_name},
+                    "events": self.counts, "reducer": self.state["reducer"]}
         grade = self.state["grade"]
         active = [x for x in self.state["listings"] if x["status"] == "active"]
         return {
@@ -193,7 +202,8 @@ def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
     members = clock.run("membership", lambda: assign_chains(events, subject))
     clock.run("completeness", lambda: check_completeness(members, payload["chains"], checkpoint,
                                                          subject))
-    state = clock.run("state", lambda: check_state(payload["state"], subject, members, as_of))
+    state = clock.run("state", lambda: check_state(payload["state"], subject, members, as_of,
+                                                   checkpoint.tree_size))
     counts = {"subject": len(members[subject]), "registry": len(members[chain_map.REGISTRY_CHAIN]),
               "policies": len(members[chain_map.POLICY_CHAIN])}
     return VerifiedExtract(payload["number"], subject, as_of, issued_at, issuer, checkpoint,
@@ -464,7 +474,7 @@ def _at(value: Any, path: str) -> Any:
 
 
 def check_state(claimed: dict[str, Any], subject: str, members: dict[str, list[ListedEvent]],
-                as_of: datetime) -> dict[str, Any]:
+                as_of: datetime, tree_size: int) -> dict[str, Any]:
     reducer = claimed.get("reducer")
     if reducer != REDUCER_VERSION and reducer not in COMPATIBLE_REDUCERS:
         raise StateMismatch(f"the state was computed by reducer {reducer!r}; this verifier has "
@@ -474,8 +484,15 @@ def check_state(claimed: dict[str, Any], subject: str, members: dict[str, list[L
         return [fact_from_row(e.position, e.notification_id, e.originator_id, e.version,
                               e.topic, e.state) for e in members[key]]
 
-    computed = subject_state(subject, facts(subject), facts(chain_map.POLICY_CHAIN),
-                             as_of.astimezone(CHINA_TIME).date(), known_at=as_of)
+    registry = facts(chain_map.REGISTRY_CHAIN)
+    if not registry or as_of < registry[0].recorded_at:
+        raise StateMismatch(f"the as-of time {envelope.format_instant(as_of)} precedes the "
+                            "ledger's first event: the ledger held nothing then")
+    # no event about the subject: the extract states that, with the map proof of the empty
+    # chain, and no grade
+    computed = (subject_state(subject, facts(subject), facts(chain_map.POLICY_CHAIN),
+                              as_of.astimezone(CHINA_TIME).date(), known_at=as_of)
+                if members[subject] else absence(subject, as_of, tree_size))
     # an extract from an earlier reducer holds when this one gives the very same state
     computed = dict(json.loads(json.dumps({**computed, "reducer": reducer})))
     if claimed == computed:  # the common case; the walk below only names the difference
@@ -492,6 +509,16 @@ def check_state(claimed: dict[str, Any], subject: str, members: dict[str, list[L
 
 def render(result: VerifiedExtract) -> str:
     s = result.summary()
+    if s.get("absent"):
+        return "\n".join([
+            f"VALID  credit extract {s['number']}",
+            f"  subject     {s['subject']}",
+            f"  as of       {s['as_of']} ({result.as_of.astimezone(CHINA_TIME).date()} China "
+            "time)",
+            f"  issued      {s['issued_at']} by {s['issuer']}",
+            f"  statement   {s['statement']}: the checkpoint's chain map proves the subject's "
+            "chain empty; no grade",
+        ])
     grade = s["grade"]
     lists = ", ".join(f"{x['list']} list {x['number']} ({x['start']} to {x['ends_on']})"
                       for x in s["lists"]) or "none"

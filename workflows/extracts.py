@@ -25,7 +25,7 @@ from sqlalchemy.types import NullType
 from domain import clock
 from domain.authorities import PLATFORM
 from domain.clock import CHINA_TIME
-from domain.state import subject_state
+from domain.state import absence, subject_state
 from keys.registry import KeyRegistryError
 from keys.signer import b64
 from ledger import tables
@@ -116,8 +116,14 @@ class ExtractIssuer:
         every = sorted((row for chain in rows.values() for row in chain), key=lambda r: r[0])
         facts = [fact_from_row(*row[:6]) for row in rows[subject]]
         policy_facts = [fact_from_row(*row[:6]) for row in rows[chain_map.POLICY_CHAIN]]
-        state = subject_state(subject, facts, policy_facts, moment.astimezone(CHINA_TIME).date(),
-                              known_at=moment)
+        registry = rows[chain_map.REGISTRY_CHAIN]
+        first = fact_from_row(*registry[0][:6]).recorded_at if registry else None
+        if first is None or moment < first:
+            raise LedgerError(f"as of {format_instant(moment)} the ledger held nothing: its first "
+                              f"event was recorded at {format_instant(first) if first else 'no time'}")
+        state = (subject_state(subject, facts, policy_facts,
+                               moment.astimezone(CHINA_TIME).date(), known_at=moment)
+                 if facts else absence(subject, moment, checkpoint.tree_size))
         as_of_text = format_instant(moment)
         payload = {
             "type": EXTRACT_TYPE,

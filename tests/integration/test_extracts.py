@@ -154,7 +154,7 @@ def test_an_extract_of_a_subject_without_events_proves_there_are_none(app: Credi
     issued = issue(app, nobody)
     result = verify_extract(issued.document, platform_key(app))
     assert result.counts["subject"] == 0
-    assert result.state["records"] == []
+    assert result.state["absent"] is True and "records" not in result.state
     proof = next(p for p in issued.payload["chains"] if p["chain"] == nobody)
     assert all(base64.b64decode(h) != chain_map.key_hash(nobody) for h, _, _ in proof["bucket"])
 
@@ -384,3 +384,37 @@ def test_the_policies_chain_cut_short(app: CreditLedger, keystore: KeyStore) -> 
 
     document = resigned(issue(app).document, keystore, cut)
     fails(document, platform_key(app), ChainIncomplete, "'~PolicyVersion'")
+
+
+# -- absence is a statement, not a grade --------------------------------------------------------
+
+
+def test_an_extract_of_a_subject_the_ledger_never_saw_states_that_and_carries_no_grade(
+        app: CreditLedger, keystore: KeyStore) -> None:
+    stranger = "uscc:91330185MA00000000"
+    assert app.facts_about(stranger) == []
+    issued = issue(app, stranger)
+    state = issued.payload["state"]
+    assert state["absent"] is True and "grade" not in state
+    assert state["statement"] == f"no event about {stranger} up to checkpoint " \
+                                 f"{parse_checkpoint(issued.payload['checkpoint']).tree_size}"
+    result = verify_extract(issued.document, platform_key(app))
+    assert result.summary()["absent"] is True and "grade" not in result.summary()
+    # a grade slipped into an absence, re-signed, is caught
+    document = resigned(issued.document, keystore, lambda p: p["state"].update(
+        {"grade": {"grade": "A", "points": 100}}))
+    fails(document, platform_key(app), StateMismatch, "state.grade")
+    # and so is an absence claimed for a subject the ledger holds events about
+    lie = resigned(issue(app).document, keystore, lambda p: p.update(
+        {"state": {**state, "subject": ENTERPRISE.key}}))
+    fails(lie, platform_key(app), StateMismatch)
+
+
+def test_an_extract_as_of_before_the_ledger_existed_is_refused(
+        app: CreditLedger, keystore: KeyStore) -> None:
+    with clock.frozen_at(at("2021-09-01T00:00:00")), pytest.raises(LedgerError,
+                                                                     match="held nothing"):
+        ExtractIssuer(app).issue(ENTERPRISE.key, at("2019-12-31T00:00:00"))
+    early = resigned(issue(app).document, keystore,
+                     lambda p: p.update({"as_of": "2019-12-31T00:00:00.000000+00:00"}))
+    fails(early, platform_key(app), StateMismatch, "precedes the ledger's first event")
