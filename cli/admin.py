@@ -93,21 +93,30 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
 @credit.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--trust", type=click.Path(path_type=Path, dir_okay=False),
-              help="PEM public key of the platform to trust (default: the key folder's).")
-def verify(as_json: bool, trust: Path | None) -> None:
+              help="PEM public key of the platform to trust (default: the one `credit init` "
+                   "pinned in the key folder).")
+@click.option("--trust-ledger-itself", is_flag=True,
+              help="UNSAFE: with no key to trust, check the ledger against its own first key "
+                   "(proves nothing against whoever rewrote it).")
+def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool) -> None:
     """Check every signature, the Merkle log, versions and checkpoints; exit 1 on any failure."""
     config = settings()
-    verification = administration.StoreVerification(
-        config, administration.trusted_platform_keys(config, trust))
+    verification = administration.StoreVerification(config, None)  # the store first
+    trusted = administration.trusted_platform_keys(config, trust, trust_ledger_itself)
+    verification.verifier.trusted = trusted
     total = verification.count_events() if sys.stderr.isatty() else None
     with progress_bar("verifying events", total) as progress:
         report = verification.run(progress)
+    unsafe = trusted is None
     if as_json:
-        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps({**report.as_json(), "unsafe_self_trust": unsafe},
+                              ensure_ascii=False, indent=2))
     elif report.ok:
         tail = (f"; {report.uncheckpointed} events after the last checkpoint"
                 if report.uncheckpointed else "; every event is under a checkpoint")
-        click.echo(f"OK: {report.events} events and {report.checkpoints} checkpoints verified "
+        ok = ("OK (UNSAFE: trusting the ledger's own first key, no pinned one)" if unsafe
+              else "OK")
+        click.echo(f"{ok}: {report.events} events and {report.checkpoints} checkpoints verified "
                    f"(trust: {report.trust}){tail}")
     else:
         click.echo(f"FAILED: {report.failure_count} problem(s) in {report.events} events and "

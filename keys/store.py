@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from keys.signer import Signer, public_key_from_pem
+from keys.signer import Signer, public_key_from_pem, public_key_to_pem
 
 KID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{4}-\d{1,4}$")
 MIN_PASSPHRASE_LENGTH = 12
@@ -48,6 +48,37 @@ class PrivateKeyMissing(KeyStoreError):
 class KeyFileUnreadable(KeyStoreError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"cannot read key file {path}: {reason}")
+
+
+class LooseKeyPermissions(KeyStoreError):
+    """A key file or the key folder others could read or change: refused, with the fix."""
+
+    def __init__(self, path: Path, mode: int, wanted: int) -> None:
+        super().__init__(f"{path} has mode {mode:04o}: others may read or change it; run "
+                         f"`chmod {wanted:o} {path}`")
+
+
+class PinnedKeyMismatch(KeyStoreError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} pins another platform key: this key folder belongs to another "
+                         "ledger")
+
+
+PINNED_FILE = "trusted-platform.pem"
+
+
+def check_private(path: Path, *, folder: bool = False) -> None:
+    """Refuse a private key file looser than 0600, or a key folder looser than 0700."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise LooseKeyPermissions(path, mode, 0o700 if folder else 0o600)
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse a trusted public key file that others may change (group or world writable)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o022:
+        raise LooseKeyPermissions(path, mode, 0o644)
 
 
 class KeyStore:
@@ -103,6 +134,8 @@ class KeyStore:
         path = self.private_path(kid)
         if not path.exists():
             raise PrivateKeyMissing(kid, path)
+        check_private(self.directory, folder=True)
+        check_private(path)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -129,6 +162,27 @@ class KeyStore:
             raise KeyFileUnreadable(path, exc.strerror or str(exc)) from exc
         except ValueError as exc:
             raise KeyFileUnreadable(path, str(exc)) from exc
+
+    @property
+    def pinned_path(self) -> Path:
+        """The one platform key this installation trusts, written when the ledger is created."""
+        return self.directory / PINNED_FILE
+
+    def pin_platform_key(self, public_key: bytes) -> None:
+        """Pin the platform's first public key (the trust anchor of `credit verify`)."""
+        path = self.pinned_path
+        pem = public_key_to_pem(public_key)
+        if path.exists():
+            if public_key_from_pem(path.read_bytes()) != public_key:
+                raise PinnedKeyMismatch(path)
+            return
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_new(path, pem, mode=0o644)
+
+    def forget_private_key(self, kid: str) -> None:
+        """A key that no longer signs leaves the folder; only its public half stays."""
+        self._signers.pop(kid, None)
+        self.private_path(kid).unlink(missing_ok=True)
 
     def kids(self) -> list[str]:
         """Key ids with a private key file in the store."""

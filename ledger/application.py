@@ -279,7 +279,9 @@ class CreditLedger(Application[UUID]):
         self.refresh()
         if not self.registry.is_empty:
             raise AlreadyInitialised("the ledger is already initialised")
-        return self._register(platform)
+        kid = self._register(platform)
+        self.keystore.pin_platform_key(self.registry.keys[kid].public_key)
+        return kid
 
     def register_authority(self, profile: AuthorityProfile,
                            expires_at: datetime | None = None) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
 from keys.signer import fingerprint, public_key_from_pem, public_key_to_pem
+from keys.store import PINNED_FILE, check_trusted
 from ledger import tables
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.errors import LedgerError
@@ -80,20 +81,31 @@ def policy_rows(ledger: CreditLedger) -> list[dict[str, Any]]:
             for kind, versions in ledger.policies.versions.items() for p in versions]
 
 
-def trusted_platform_keys(settings: Settings, trust: Path | None) -> list[bytes] | None:
-    """The platform keys to trust: ``trust``, else the platform's public keys in the key
-    folder, else None (the ledger's own first key, which the report says)."""
-    paths = [trust] if trust is not None else (
-        sorted(settings.keys_dir.glob("platform-*.pub")) if settings.keys_dir.is_dir() else [])
-    keys = []
-    for path in paths:
-        try:
-            keys.append(public_key_from_pem(path.read_bytes()))
-        except OSError as exc:
-            raise TrustedKeyUnreadable(f"cannot read {path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise TrustedKeyUnreadable(f"{path}: {exc}") from None
-    return keys or None
+class NoTrustAnchor(LedgerError):
+    def __init__(self, pinned: Path) -> None:
+        super().__init__(f"no platform key to trust: give --trust PEM (as `credit keys export "
+                         f"platform` printed it where you trust it), or keep {pinned} that "
+                         "`credit init` pinned; --trust-ledger-itself checks the ledger against "
+                         "its own first key, which proves nothing against whoever rewrote it")
+
+
+def trusted_platform_keys(settings: Settings, trust: Path | None,
+                          trust_ledger_itself: bool = False) -> list[bytes] | None:
+    """The one platform key to trust: ``trust``, else the key ``credit init`` pinned in the key
+    folder. Never "any .pub in the folder": whoever can add a file there could add a key.
+    None only when the caller asked for the unsafe self-trust by name."""
+    path = trust if trust is not None else settings.keys_dir / PINNED_FILE
+    if trust is None and not path.exists():
+        if trust_ledger_itself:
+            return None
+        raise NoTrustAnchor(path)
+    try:
+        check_trusted(path)
+        return [public_key_from_pem(path.read_bytes())]
+    except OSError as exc:
+        raise TrustedKeyUnreadable(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise TrustedKeyUnreadable(f"{path}: {exc}") from None
 
 
 class StoreVerification:

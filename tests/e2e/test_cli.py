@@ -223,3 +223,54 @@ def test_a_checkpoint_signature_checks_with_openssl(credit: Credit, tmp_path: Pa
                              str(tmp_path / "sig.bin")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "Signature Verified Successfully" in result.stdout
+
+
+def test_verify_trusts_only_the_pinned_platform_key(credit: Credit, tmp_path: Path) -> None:
+    credit("init")
+    keys = tmp_path / "keys"
+    assert (keys / "trusted-platform.pem").exists()
+    # a key dropped into the folder is not trusted: a fully re-signed fake ledger would need it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    fake = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM,
+                                                                 PublicFormat.SubjectPublicKeyInfo)
+    (keys / "platform-2099-1.pub").write_bytes(fake)
+    assert credit("verify").returncode == 0
+    (tmp_path / "other.pem").write_bytes(fake)
+    wrong = credit("verify", "--trust", str(tmp_path / "other.pem"), ok=False)
+    assert wrong.returncode == 1 and "is not the trusted platform key" in wrong.stderr
+    # no anchor at all: refused, unless the unsafe self-trust is asked for by name
+    (keys / "trusted-platform.pem").rename(tmp_path / "pinned.pem")
+    none = credit("verify", ok=False)
+    assert none.returncode == 1 and none.stderr.startswith("error: no platform key to trust")
+    unsafe = credit("verify", "--trust-ledger-itself")
+    assert unsafe.stdout.startswith("OK (UNSAFE: trusting the ledger's own first key")
+    assert json.loads(credit("verify", "--trust-ledger-itself", "--json").stdout)[
+        "unsafe_self_trust"] is True
+    # a trusted key others may change is refused, with the fix
+    pinned = tmp_path / "pinned.pem"
+    os.chmod(pinned, 0o666)
+    loose = credit("verify", "--trust", str(pinned), ok=False)
+    assert loose.returncode == 1 and f"chmod 644 {pinned}" in loose.stderr
+
+
+def test_key_files_others_could_read_are_refused_with_the_fix(credit: Credit,
+                                                             tmp_path: Path) -> None:
+    credit("init")
+    keys = tmp_path / "keys"
+    private = next(keys.glob("tax-*.key"))
+    os.chmod(private, 0o644)
+    refused = credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
+                     "--subject-name", "测试", "--item", "TAX-PENALTY", "--decision-number", "1",
+                     "--on", "2026-01-05", "--summary", "x", ok=False)
+    assert refused.returncode == 1 and f"chmod 600 {private}" in refused.stderr
+    os.chmod(private, 0o600)
+    os.chmod(keys, 0o755)
+    refused = credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
+                     "--subject-name", "测试", "--item", "TAX-PENALTY", "--decision-number", "1",
+                     "--on", "2026-01-05", "--summary", "x", ok=False)
+    assert refused.returncode == 1 and f"chmod 700 {keys}" in refused.stderr
+    os.chmod(keys, 0o700)
+    credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
+           "--subject-name", "测试", "--item", "TAX-PENALTY", "--decision-number", "1",
+           "--on", "2026-01-05", "--summary", "x")

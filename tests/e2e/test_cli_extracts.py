@@ -78,7 +78,7 @@ def test_issue_export_and_verify_through_the_cli(issued: tuple[Credit, str, Path
 
 def check_an_extract_of_a_past_day(issued: tuple[Credit, str, Path, Path],
                                    tmp_path: Path) -> None:
-    credit, subject, _, pem = issued
+    credit, subject, _, _ = issued
     old = tmp_path / "old.json"
     office = ("--as", "credit-office", "--purpose", "核查")
     public = credit("extract", subject, "-o", str(old), ok=False)
