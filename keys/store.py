@@ -65,6 +65,7 @@ class PinnedKeyMismatch(KeyStoreError):
 
 
 PINNED_FILE = "trusted-platform.pem"
+SIGNED_RECORD_FILE = "platform-last-signed.note"
 
 
 def check_private(path: Path, *, folder: bool = False) -> None:
@@ -178,6 +179,31 @@ class KeyStore:
             return
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_new(path, pem, mode=0o644)
+
+    @property
+    def signed_record_path(self) -> Path:
+        """The platform signer's own record of the last checkpoint it signed (its note)."""
+        return self.directory / SIGNED_RECORD_FILE
+
+    def last_signed(self) -> str | None:
+        """The note of the last checkpoint this installation's platform signer signed."""
+        path = self.signed_record_path
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeyFileUnreadable(path, exc.strerror or str(exc)) from exc
+
+    def record_signed(self, note: str) -> None:
+        """Keep the note of a checkpoint whose transaction committed (atomically; a crash
+        before this leaves the record one checkpoint behind, which is safe)."""
+        path = self.signed_record_path
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(note)
+        os.replace(temporary, path)
 
     def forget_private_key(self, kid: str) -> None:
         """A key that no longer signs leaves the folder; only its public half stays."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -40,11 +40,13 @@ from ledger.errors import (
 )
 from ledger.fact_queries import fact_from_row, read_facts
 from ledger.mapper import DateAsISO, SigningMapper
-from ledger.recorder import LedgerCorrupted, LedgerRecorder, LogEntry
+from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
 from ledger.signing import SigningEventStore, SigningSession
 from ledger.storage import prepare_database
-from proofs.checkpoint import Checkpoint, make_checkpoint
+from proofs.checkpoint import Checkpoint, make_checkpoint, parse_checkpoint
+from proofs.envelope import format_instant
+from proofs.failures import MalformedCheckpoint
 from proofs.registry_replay import RegistryReplay
 
 EVENTS_TABLE = "credit_events"
@@ -70,6 +72,7 @@ class CreditLedger(Application[UUID]):
         self._seen = -1  # the last key or policy event looked at
         self._signing: SigningSession | None = None
         self._write_lock = threading.RLock()
+        self._last_signed_at: datetime | None = None
         self._unit: dict[Any, LedgerAggregate | LedgerAggregate.Event] | None = None
         super().__init__(env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
@@ -77,6 +80,7 @@ class CreditLedger(Application[UUID]):
             "CREATE_TABLE": "y",
         })
         self.recorder.checkpoint_signer = self._sign_checkpoint
+        self.recorder.on_committed = self._record_signed
         self.refresh()
 
     # -- wiring -------------------------------------------------------------------------------
@@ -205,11 +209,52 @@ class CreditLedger(Application[UUID]):
         key = registry.key_for_signing(PLATFORM, at)
         return key, SigningSession(registry, {}, self.keystore).signer(key)
 
-    def _sign_checkpoint(self, tree_size: int, root_hash: bytes, chain_root: bytes) -> Checkpoint:
+    def _sign_checkpoint(self, tree_size: int, root_hash: bytes, chain_root: bytes,
+                         extends: Extends) -> Checkpoint:
+        """Sign a checkpoint, but never one inconsistent with the last one this signer signed
+        (C2SP tlog-checkpoint): a truncated, rolled-back or rewritten store is refused. Time
+        only moves forward: the checkpoint's time is after the last one's."""
         at = clock.now()
+        last = self.last_signed()
+        if last is not None:
+            if last.tree_size > tree_size:
+                raise StoreRolledBack(
+                    f"the store holds {tree_size} events (root {b64(root_hash)}), but this "
+                    f"platform signed a checkpoint of {last.tree_size} events (root "
+                    f"{b64(last.root_hash)}) at {format_instant(last.issued_at)}: the store was "
+                    "truncated or rolled back; nothing is signed")
+            problem = extends(last.tree_size, last.root_hash)
+            if problem is not None:
+                raise StoreRolledBack(
+                    f"the store's {tree_size} events (root {b64(root_hash)}) do not extend the "
+                    f"{last.tree_size} events (root {b64(last.root_hash)}) this platform signed "
+                    f"at {format_instant(last.issued_at)}: {problem}; the store was rewritten; "
+                    "nothing is signed")
+        latest = max((t for t in (last.issued_at if last else None, self._last_signed_at)
+                      if t is not None), default=None)
+        if latest is not None and at <= latest:
+            # checkpoint times strictly increase: several commits in one tick of the clock (or
+            # a frozen one, or one bulk transaction) follow the last by a microsecond; a clock
+            # set back cannot date events before those already logged (the recorder refuses)
+            at = latest + timedelta(microseconds=1)
+        self._last_signed_at = at
         key, signer = self.platform_signer(at)
         return make_checkpoint(self.settings.origin, tree_size, root_hash, at, chain_root, key.kid,
                                key.public_key, signer.sign)
+
+    def last_signed(self) -> Checkpoint | None:
+        """The signer's record of the last checkpoint it signed (kept beside its key)."""
+        note = self.keystore.last_signed()
+        if note is None:
+            return None
+        try:
+            return parse_checkpoint(note)
+        except MalformedCheckpoint as exc:
+            raise StoreRolledBack(f"the signer's record {self.keystore.signed_record_path} is "
+                                  f"not a checkpoint note: {exc}") from None
+
+    def _record_signed(self, checkpoint: Checkpoint) -> None:
+        self.keystore.record_signed(checkpoint.note)
 
     def checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of the whole log now."""

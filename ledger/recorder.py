@@ -12,7 +12,7 @@ It extends eventsourcing-sqlalchemy's recorder (tables, transactions, reads) in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,14 +25,16 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from domain import clock
 from domain.clock import naive_utc
 from ledger import tables
 from ledger.bulk import BulkWriter
 from ledger.chain_map_store import ChainMapStore
 from ledger.library_seams import lock_events_table, notify_new_events
+from ledger.tables import stored_nodes as stored_node_source
 from proofs import chain_map, envelope
 from proofs.checkpoint import Checkpoint
-from proofs.merkle import CompactRange
+from proofs.merkle import CompactRange, ProofError, consistency_proof, verify_consistency
 
 
 class LedgerCorrupted(Exception):
@@ -49,8 +51,22 @@ class LogEntry:
     effective_at: datetime | None
 
 
+# Whether the stored tree (as this transaction sees it) extends a tree of ``size`` leaves with
+# root ``root``: None when it does, else the reason.
+Extends = Callable[[int, bytes], "str | None"]
+
+
 class CheckpointSigner(Protocol):
-    def __call__(self, tree_size: int, root_hash: bytes, chain_root: bytes) -> Checkpoint: ...
+    def __call__(self, tree_size: int, root_hash: bytes, chain_root: bytes,
+                 extends: Extends) -> Checkpoint: ...
+
+
+class StoreRolledBack(LedgerCorrupted):
+    """The store does not extend the last checkpoint the platform signed: nothing is signed."""
+
+
+class TimeGoesBack(LedgerCorrupted):
+    """An event recorded before the one the log holds last, or after the moment it commits."""
 
 
 class LedgerRecorder(SQLAlchemyApplicationRecorder):
@@ -58,6 +74,12 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                  schema_name: str | None = None) -> None:
         super().__init__(datastore, events_table_name=events_table_name, schema_name=schema_name)
         self.checkpoint_signer: CheckpointSigner | None = None
+        self._bulk_depth = 0
+        self._latest_time: tuple[int, datetime] | None = None  # (log size, latest event time)
+        self._batch_latest: datetime | None = None
+        self._pending_signed: Checkpoint | None = None
+        # told of every checkpoint once its transaction has committed (the signer's record)
+        self.on_committed: Callable[[Checkpoint], None] | None = None
         assert datastore.engine is not None
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
         self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
@@ -101,16 +123,56 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         try:
             with self.transaction(commit=True) as tx:
                 notification_ids = self._insert_rows(tx, stored_events)
+                start = self._start(tx)
                 size, hashes, root, chain_root = self._append_to_log(
-                    tx, stored_events, notification_ids, log_entries)
-                self._write_checkpoint(tx, self.checkpoint_signer(size, root, chain_root))
+                    tx, stored_events, notification_ids, log_entries, start)
+                checkpoint = self.checkpoint_signer(size, root, chain_root,
+                                                    self._extends(tx, start, size, root))
+                self._write_checkpoint(tx, checkpoint)
                 notify_new_events(self, tx)
         except BaseException:
             self.chain_map_store.discard()
+            self._head = None
+            self._latest_time = None
             raise
         self._head = (size, hashes)
+        self._latest_time = (size, self._batch_latest) if self._batch_latest else None
         self.chain_map_store.committed(size)
+        self._committed(checkpoint)
         return notification_ids
+
+    def _committed(self, checkpoint: Checkpoint) -> None:
+        if self._bulk_depth:
+            self._pending_signed = checkpoint  # told when the whole bulk transaction commits
+        elif self.on_committed is not None:
+            self.on_committed(checkpoint)
+
+    def _start(self, tx: Session) -> tuple[int, bytes | None]:
+        """The log's size before this append, and its root when the tree edge is cached."""
+        last = tx.execute(select(func.max(tables.log.c.position))).scalar()
+        size = 0 if last is None else int(last) + 1
+        if self._head is not None and self._head[0] == size:
+            return size, CompactRange(size, list(self._head[1])).root()
+        return size, None
+
+    def _extends(self, tx: Session, start: tuple[int, bytes | None], size: int,
+                 root: bytes) -> Extends:
+        def extends(old_size: int, old_root: bytes) -> str | None:
+            if old_size > size:
+                return f"the store holds {size} events, fewer than {old_size}"
+            if old_size == 0:
+                return None
+            if old_size == start[0] and start[1] is not None:
+                # appended to the very tree edge whose root this is: consistent by construction
+                return None if start[1] == old_root else (
+                    f"the stored tree of {old_size} events has another root")
+            try:
+                proof = consistency_proof(old_size, size, stored_node_source(tx))
+                verify_consistency(old_size, size, old_root, root, proof)
+            except (ProofError, LookupError) as exc:
+                return str(exc)
+            return None
+        return extends
 
     def _insert_rows(self, tx: Session, stored_events: Sequence[StoredEvent]) -> list[int]:
         # Lock first (PostgreSQL: the events table; SQLite: the database), so that what this
@@ -124,9 +186,10 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         notification_ids: Sequence[int],
         log_entries: Sequence[LogEntry],
+        start: tuple[int, bytes | None],
     ) -> tuple[int, list[bytes], bytes, bytes]:
-        last = tx.execute(select(func.max(tables.log.c.position))).scalar()
-        size = 0 if last is None else int(last) + 1
+        size = start[0]
+        self._check_times(tx, size, log_entries)
         self.chain_map_store.begin(size)
         if self._head is not None and self._head[0] == size:
             hashes = list(self._head[1])
@@ -155,6 +218,31 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self.writer.insert_nodes(tx, new_nodes)
         chain_root = self.chain_map_store.append(tx, links)
         return tree.size, list(tree.hashes), tree.root(), chain_root
+
+    def _check_times(self, tx: Session, size: int, log_entries: Sequence[LogEntry]) -> None:
+        """Time only moves forward: no event of a batch is recorded before the latest event of
+        the batches committed before it (within a batch, the order of creation may differ from
+        the order of the log), nor after this moment, when it commits."""
+        if not log_entries:
+            return
+        times = [naive_utc(entry.recorded_at) for entry in log_entries]
+        earliest, latest = min(times), max(times)
+        before: datetime | None = None
+        if size:
+            if self._latest_time is not None and self._latest_time[0] == size:
+                before = self._latest_time[1]
+            else:  # the latest time of the batches before (a batch's order may differ)
+                before = tx.execute(select(func.max(tables.log.c.recorded_at))
+                                    .where(tables.log.c.position >= max(0, size - 1000))).scalar()
+            if before is not None and earliest < before:
+                raise TimeGoesBack(f"an event recorded at {earliest.isoformat()} UTC would follow "
+                                   f"one recorded at {before.isoformat()} UTC: the ledger's time "
+                                   "only moves forward; nothing was written")
+        self._batch_latest = max(latest, before) if before is not None else latest
+        now = naive_utc(clock.now())
+        if latest > now:
+            raise TimeGoesBack(f"an event recorded at {latest.isoformat()} UTC would commit at "
+                               f"{now.isoformat()} UTC, before it: nothing was written")
 
     def _write_checkpoint(self, tx: Session, checkpoint: Checkpoint) -> None:
         last = tx.execute(select(func.max(tables.checkpoints.c.seq))).scalar()
@@ -211,13 +299,22 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     def bulk(self) -> Iterator[None]:
         """Everything inserted in the block commits together at its end, or not at all
         (eventsourcing-sqlalchemy nests transactions opened in the same context)."""
+        self._bulk_depth += 1
         try:
             with self.transaction(commit=True):
                 yield
         except BaseException:
             self._head = None  # the cached tree edge may belong to rolled-back rows
+            self._latest_time = None
             self.chain_map_store.discard()
+            if self._bulk_depth == 1:
+                self._pending_signed = None  # never committed: the signer's record stays
             raise
+        finally:
+            self._bulk_depth -= 1
+        if self._bulk_depth == 0 and self._pending_signed is not None:
+            signed, self._pending_signed = self._pending_signed, None
+            self._committed(signed)
 
     def add_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of the tree as it stands now (``credit checkpoint``)."""
@@ -227,20 +324,27 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     @contextmanager
     def locked(self) -> Iterator[Session]:
         """A transaction holding the write lock: what it reads cannot change under it."""
+        self._signed_in_lock: Checkpoint | None = None
         with self.transaction(commit=True) as tx:
             self.lock_for_append(tx)
             yield tx
+        if self._signed_in_lock is not None:
+            self._committed(self._signed_in_lock)
+            self._signed_in_lock = None
 
     def checkpoint_in(self, tx: Session) -> Checkpoint:
         """Sign and store a checkpoint of the tree inside a ``locked`` transaction."""
         if self.checkpoint_signer is None:
             raise ProgrammingError("the ledger recorder has no checkpoint signer")
-        last = tx.execute(select(func.max(tables.log.c.position))).scalar()
-        size = 0 if last is None else int(last) + 1
+        start = self._start(tx)
+        size = start[0]
         tree = CompactRange(size, load_compact_range(tx, size))
         self.chain_map_store.begin(size)
-        checkpoint = self.checkpoint_signer(size, tree.root(), self.chain_map_store.root(tx))
+        root = tree.root()
+        checkpoint = self.checkpoint_signer(size, root, self.chain_map_store.root(tx),
+                                            self._extends(tx, (size, root), size, root))
         self._write_checkpoint(tx, checkpoint)
+        self._signed_in_lock = checkpoint
         return checkpoint
 
 

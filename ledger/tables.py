@@ -15,7 +15,7 @@ None of these is trusted by ``credit verify``: it recomputes them from the event
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -131,3 +131,19 @@ def events_table(name: str) -> Table:
         Column("topic", Text, nullable=False),
         Column("state", LargeBinary, nullable=False),
     )
+
+
+def stored_nodes(conn: Any) -> Callable[[int, int], bytes]:
+    """A node source over ``ledger_log`` and ``ledger_tree`` (for proofs)."""
+    def node(level: int, index: int) -> bytes:
+        if level == 0:
+            value = conn.execute(
+                select(log.c.leaf_hash).where(log.c.position == index)).scalar()
+        else:
+            value = conn.execute(
+                select(tree.c.hash).where(tree.c.level == level, tree.c.idx == index)).scalar()
+        if value is None:
+            raise LookupError(f"the stored tree has no node at level {level}, index {index}")
+        return bytes(value)
+    return node
+

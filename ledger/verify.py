@@ -40,7 +40,9 @@ from sqlalchemy.types import NullType
 
 from domain.identifiers import mask_subject_key
 from keys.registry import KeyRegistry
+from keys.signer import b64
 from ledger import tables
+from ledger.tables import stored_nodes
 from proofs import chain_map, envelope, merkle
 from proofs.checkpoint import Checkpoint
 from proofs.checks import (
@@ -59,6 +61,8 @@ from proofs.failures import (
     ChainIndexMismatch,
     CheckpointInvalid,
     LogMismatch,
+    RolledBack,
+    TimeWentBack,
     VerificationFailure,
     VersionsBroken,
 )
@@ -144,7 +148,8 @@ class LedgerVerifier:
     def __init__(self, engine: Engine, events_table: Table, *,
                  trusted_platform_keys: Sequence[bytes] | None = None,
                  progress: Callable[[int], None] | None = None,
-                 workers: int | None = None, processes: bool | None = None) -> None:
+                 workers: int | None = None, processes: bool | None = None,
+                 signed_record: Checkpoint | None = None) -> None:
         self.engine = engine
         self.events = events_table
         self.trusted = trusted_platform_keys
@@ -153,6 +158,11 @@ class LedgerVerifier:
         self.processes = processes  # None: decide by the size of the store
         self.failures = _Failures()
         self.recomputed_map = chain_map.ChainMap()
+        # the platform signer's own record of the last checkpoint it signed (beside its key)
+        self.signed_record = signed_record
+        self._record_root: bytes | None = None
+        self._time_floor = ""  # the latest event time of the windows already closed
+        self._window_latest = ""
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -295,6 +305,10 @@ class LedgerVerifier:
                         logged = next(log_rows, None)
                     tree.append(leaf)
                     last_nid = nid
+                    self._check_time(nid, oid, version, state)
+                    if (self.signed_record is not None
+                            and tree.size == self.signed_record.tree_size):
+                        self._record_root = tree.root()
                     chunk.append((nid, oid, version, topic, state))
                     if checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
                         self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map,
@@ -322,7 +336,48 @@ class LedgerVerifier:
         report.checkpoints = checkpoints.closed
         report.last_checkpoint_size = checkpoints.last_size
         report.uncheckpointed = tree.size - (checkpoints.last_size or 0)
+        self._check_signed_record(tree.size)
         return tree.size
+
+    def _check_time(self, nid: int, oid: str, version: int, state: bytes) -> None:
+        """An event is not recorded before any event of an earlier checkpoint's batch (times
+        in the envelope's fixed format compare as text)."""
+        try:
+            at = envelope.header_fields(state)[1]
+        except ValueError:
+            return  # the envelope check reports it
+        if at < self._time_floor:
+            self.failures.add(TimeWentBack(f"recorded at {at}, before {self._time_floor}, the "
+                                           "time of an event committed before it", nid, oid,
+                                           version))
+        if at > self._window_latest:
+            self._window_latest = at
+
+    def _close_time_window(self, checkpoint: Checkpoint, seq: int, last_nid: int | None,
+                           previous: Checkpoint | None) -> None:
+        issued = envelope.format_instant(checkpoint.issued_at)
+        if self._window_latest > issued:
+            self.failures.add(TimeWentBack(f"checkpoint {seq} is dated {issued}, before the "
+                                           f"event recorded at {self._window_latest} it covers",
+                                           last_nid))
+        if previous is not None and checkpoint.issued_at <= previous.issued_at:
+            self.failures.add(TimeWentBack(
+                f"checkpoint {seq} is dated {issued}, not after the checkpoint before it "
+                f"({envelope.format_instant(previous.issued_at)})", last_nid))
+        self._time_floor = max(self._time_floor, self._window_latest)
+
+    def _check_signed_record(self, size: int) -> None:
+        record = self.signed_record
+        if record is None:
+            return
+        signed = (f"the platform's signer signed a checkpoint of {record.tree_size} events (root "
+                  f"{b64(record.root_hash)}) at {envelope.format_instant(record.issued_at)}")
+        if size < record.tree_size:
+            self.failures.add(RolledBack(f"the store holds {size} events, but {signed}: the "
+                                         "store was rolled back or truncated"))
+        elif record.tree_size and self._record_root != record.root_hash:
+            self.failures.add(RolledBack(f"the store's first {record.tree_size} events have "
+                                         f"another root than {signed}: the store was rewritten"))
 
     def _missing(self, logged: Any) -> None:
         position, nid, raw_oid, version = logged[:4]
@@ -357,6 +412,9 @@ class LedgerVerifier:
                     failures.append(inconsistent)
             for failure in failures:
                 self.failures.add(failure)
+            if current is not None:
+                self._close_time_window(current, row.seq, last_nid,
+                                        checkpoints.previous[1] if checkpoints.previous else None)
             if not failures and current is not None:
                 checkpoints.previous = (row.seq, current)
             checkpoints.closed += 1
@@ -429,20 +487,3 @@ class LedgerVerifier:
                 stored_root is not None and bytes(stored_root) != recomputed.root()):
             self.failures.add(ChainIndexMismatch(
                 "the stored chain map root differs from the recomputed one"))
-
-
-def stored_nodes(conn: Connection) -> merkle.NodeSource:
-    """A node source over ``ledger_log`` and ``ledger_tree`` (for proofs)."""
-    def node(level: int, index: int) -> bytes:
-        if level == 0:
-            value = conn.execute(
-                select(tables.log.c.leaf_hash).where(tables.log.c.position == index)).scalar()
-        else:
-            value = conn.execute(
-                select(tables.tree.c.hash).where(tables.tree.c.level == level,
-                                                 tables.tree.c.idx == index)).scalar()
-        if value is None:
-            raise LookupError(f"the stored tree has no node at level {level}, index {index}")
-        return bytes(value)
-    return node
-

@@ -26,6 +26,8 @@ stored event, it also names the event's notification id, aggregate and version.
 | log               |                              | LogMismatch                           |
 | version           |                              | VersionsBroken                        |
 | chains            |                              | ChainIndexMismatch                    |
+| time              |                              | TimeWentBack                          |
+| rollback          |                              | RolledBack                            |
 
 Standard library only.
 """
@@ -185,8 +187,17 @@ class ChainIndexMismatch(InauthenticData):
     check = "chains"
 
 
+class TimeWentBack(InauthenticData):
+    check = "time"
+
+
+class RolledBack(InauthenticData):
+    check = "rollback"
+
+
 # The order in which failures about the same event are reported, so "the first failure" is
 # stable: the check a later one depends on comes first.
 CHECK_ORDER = ("document", "extract-signature", "payload", "order", "registry", "issuer",
-               "envelope", "key", "signature", "log", "version", "checkpoint", "consistency",
-               "inclusion", "membership", "completeness", "chains", "state")
+               "envelope", "key", "signature", "time", "log", "version", "checkpoint",
+               "consistency", "rollback", "inclusion", "membership", "completeness", "chains",
+               "state")

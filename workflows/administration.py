@@ -12,14 +12,14 @@ from sqlalchemy import create_engine, inspect
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
 from keys.signer import fingerprint, public_key_from_pem, public_key_to_pem
-from keys.store import PINNED_FILE, check_trusted
+from keys.store import PINNED_FILE, KeyStore, check_trusted
 from ledger import tables
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.storage import prepare_database, redacted
 from ledger.verify import LedgerVerifier, VerifyReport
-from proofs.checkpoint import Checkpoint
+from proofs.checkpoint import Checkpoint, parse_checkpoint
 from workflows.extracts import TrustedKeyUnreadable
 from workflows.services import CreditServices
 
@@ -119,8 +119,10 @@ class StoreVerification:
             self.engine.dispose()
             raise NoLedger(f"there is no ledger at {redacted(settings.database_url)}: "
                            "run `credit init` or `credit demo` first")
+        note = KeyStore(settings.keys_dir, None).last_signed()
         self.verifier = LedgerVerifier(self.engine, tables.events_table(EVENTS_TABLE),
-                                       trusted_platform_keys=trusted)
+                                       trusted_platform_keys=trusted,
+                                       signed_record=parse_checkpoint(note) if note else None)
 
     def count_events(self) -> int:
         return self.verifier.count_events()

@@ -32,7 +32,7 @@ from ledger import tables
 from ledger.application import CreditLedger
 from ledger.errors import LedgerError
 from ledger.recorder import LedgerCorrupted
-from ledger.verify import stored_nodes
+from ledger.tables import stored_nodes
 from proofs import chain_map, jws, merkle
 from proofs.checkpoint import Checkpoint, parse_checkpoint
 from proofs.checks import oid_text

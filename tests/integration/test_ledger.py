@@ -18,7 +18,8 @@ from ledger.application import CreditLedger
 from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
 from ledger.settings import Settings
 from ledger.storage import StoreUnavailable
-from ledger.verify import LedgerVerifier, stored_nodes
+from ledger.tables import stored_nodes
+from ledger.verify import LedgerVerifier
 from proofs import envelope, merkle
 from proofs.checkpoint import parse_checkpoint
 from tests.conftest import ENTERPRISE, PERSON, at, initialised, submission
