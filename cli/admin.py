@@ -98,7 +98,13 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
 @click.option("--trust-ledger-itself", is_flag=True,
               help="UNSAFE: with no key to trust, check the ledger against its own first key "
                    "(proves nothing against whoever rewrote it).")
-def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool) -> None:
+@click.option("--projections", "audit", is_flag=True,
+              help="Also recompute the read models' rows from the log and name every row that "
+                   "differs (`credit rebuild` repairs them).")
+@click.option("--sample", type=click.IntRange(1), help="With --projections: check N subjects "
+                                                       "chosen at random, not all.")
+def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool, audit: bool,
+           sample: int | None) -> None:
     """Check every signature, the Merkle log, versions and checkpoints; exit 1 on any failure."""
     config = settings()
     verification = administration.StoreVerification(config, None)  # the store first
@@ -108,8 +114,14 @@ def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool) -> None
     with progress_bar("verifying events", total) as progress:
         report = verification.run(progress)
     unsafe = trusted is None
+    checked, problems = 0, list[str]()
+    if audit:
+        with opened(reading()) as ledger:
+            checked, problems = runner(ledger).audit(sample)
     if as_json:
-        click.echo(json.dumps({**report.as_json(), "unsafe_self_trust": unsafe},
+        extra = ({"projections": {"subjects_checked": checked, "differences": problems}}
+                 if audit else {})
+        click.echo(json.dumps({**report.as_json(), "unsafe_self_trust": unsafe, **extra},
                               ensure_ascii=False, indent=2))
     elif report.ok:
         tail = (f"; {report.uncheckpointed} events after the last checkpoint"
@@ -123,7 +135,16 @@ def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool) -> None
                    f"{report.checkpoints} checkpoints; first: {report.first_failure}", err=True)
         for failure in report.failures[1:20]:
             click.echo(f"  also: {failure}", err=True)
-    sys.exit(0 if report.ok else 1)
+    if audit and not as_json:
+        if problems:
+            click.echo(f"FAILED: read models: {len(problems)} row(s) differ from the log "
+                       "(`credit rebuild` repairs them):", err=True)
+            for problem in problems[:50]:
+                click.echo(f"  {problem}", err=True)
+        else:
+            click.echo(f"OK: read models: {checked} subjects' rows recomputed from the log, "
+                       "all equal")
+    sys.exit(0 if report.ok and not problems else 1)
 
 
 @credit.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import select as io_select
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, create_engine, delete, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from domain.clock import naive_utc
+from domain.identifiers import mask_subject_key
 from domain.records import today_in_china
 from domain.state import Fact
 from keys.signer import b64, fingerprint
@@ -33,7 +35,7 @@ from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.fact_queries import iter_subject_facts, read_facts_of
 from ledger.storage import prepare_database
 from projections.schema import TABLES, positions, positions_metadata, tables_of
-from projections.subjects import RowBuffer, states
+from projections.subjects import RowBuffer, rows_of, states
 from proofs.registry_replay import RegistryReplay
 
 BATCH = 5000
@@ -219,6 +221,52 @@ class ProjectionRunner:
                     raw.notifies.clear()
 
             yield wait
+
+    # -- auditing ------------------------------------------------------------------------------
+
+    def audit(self, sample: int | None = None) -> tuple[int, list[str]]:
+        """Recompute the subjects' read-model rows from the log (all subjects, or ``sample`` of
+        them at random) at the projection's own position and day, and name every row that
+        differs from what is stored: (subjects checked, differences). `credit rebuild` repairs
+        them."""
+        self.setup()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(positions).where(positions.c.name == "subjects")
+                               ).mappings().one()
+            generation, position, as_of = int(row["generation"]), int(row["position"]), row["as_of"]
+            tables = tables_of("subjects", generation)
+            stored_subjects = {s for (s,) in conn.execute(select(tables["proj_subjects"].c.subject))}
+        if position < 0 or as_of is None:
+            return 0, []
+        log = ledger_tables.log
+        with self.ledger.engine.connect() as reader:
+            logged = {s for (s,) in reader.execute(
+                select(log.c.subject).where(log.c.subject.is_not(None),
+                                            log.c.position <= position).distinct())}
+        problems = [f"subject {mask_subject_key(s)}: in the read models, no event in the log"
+                    for s in sorted(stored_subjects - logged)]
+        problems += [f"subject {mask_subject_key(s)}: in the log, missing from the read models"
+                     for s in sorted(logged - stored_subjects)]
+        chosen = sorted(logged & stored_subjects)
+        if sample is not None and sample < len(chosen):
+            chosen = sorted(random.SystemRandom().sample(chosen, sample))
+        policy = self.policy_facts(position)
+        for start in range(0, len(chosen), 200):
+            chunk = chosen[start:start + 200]
+            with self.ledger.engine.connect() as reader:
+                facts = read_facts_of(reader, self.events, chunk, until=position)
+            expected: dict[str, list[tuple[str, str]]] = {}
+            for state in states(facts, policy, as_of):
+                for table_name, rows in rows_of(state).items():
+                    expected.setdefault(table_name, []).extend(
+                        (state["subject"], _row_key(r)) for r in rows)
+            with self.engine.connect() as conn:
+                for name, table in tables.items():
+                    found = [(r["subject"], _row_key(dict(r))) for r in conn.execute(
+                        select(table).where(table.c.subject.in_(chunk))).mappings()]
+                    problems += _row_differences(name, sorted(expected.get(name, [])),
+                                                 sorted(found))
+        return len(chosen), problems
 
     def policy_facts(self, until: int) -> list[Fact]:
         return [f for f in self.ledger.policy_facts if f.position <= until]
@@ -436,3 +484,41 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 def _now() -> datetime:
     return naive_utc(datetime.now(UTC))
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    """A row as comparable text: each column's value as the database gives it back."""
+    return "|".join(f"{k}={_plain(row[k])}" for k in sorted(row))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return naive_utc(value).isoformat() if value.tzinfo else value.isoformat()
+    return "" if value is None else str(value)
+
+
+def _row_differences(table: str, expected: list[tuple[str, str]],
+                     found: list[tuple[str, str]]) -> list[str]:
+    """Rows the log gives that the read model lacks or holds otherwise, by subject."""
+    missing, extra = set(expected) - set(found), set(found) - set(expected)
+    subjects = sorted({s for s, _ in missing} | {s for s, _ in extra})
+    out = []
+    for subject in subjects:
+        want = sorted(r for s, r in missing if s == subject)
+        have = sorted(r for s, r in extra if s == subject)
+        detail = _first_field_difference(want[0], have[0]) if want and have else (
+            "a row the log does not give" if have else "a row missing")
+        out.append(f"{table} of {mask_subject_key(subject)} differs from the log: {detail}")
+    return out
+
+
+def _first_field_difference(want: str, have: str) -> str:
+    expected = dict(part.split("=", 1) for part in want.split("|"))
+    stored = dict(part.split("=", 1) for part in have.split("|"))
+    for key in sorted(expected):
+        if expected[key] != stored.get(key):
+            return f"{key} is {stored.get(key)!r}, the log gives {expected[key]!r}"
+    return "rows differ"
+
