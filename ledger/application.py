@@ -357,6 +357,10 @@ class CreditLedger(Application[UUID]):
         authority.rotate_key(actor=PLATFORM, kid=kid, public_key=b64(signer.public_key),
                              valid_from=now, expires_at=expires_at)
         self._save_with_new_key(authority, kid)
+        # the retired keys' private halves leave the folder: nothing signs with them again
+        for old in self.registry.authorities[code].kids:
+            if old != kid:
+                self.keystore.forget_private_key(old)
         return kid
 
     def revoke_key(self, kid: str, *, reason: str, revoked_at: datetime | None = None) -> None:
@@ -369,6 +373,7 @@ class CreditLedger(Application[UUID]):
         authority.revoke_key(actor=PLATFORM, kid=kid, reason=reason,
                              revoked_at=revoked_at or clock.now())
         self.save(authority)
+        self.keystore.forget_private_key(kid)
 
     def authority(self, code: str) -> Authority:
         try:

@@ -35,6 +35,7 @@ PG_ADMIN_URL = os.environ.get(
     "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 PASSPHRASE = "test-passphrase-0123456789"
+ATTACKER_COPIES = "kept-by-an-attacker"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 _pg_problem: str | None = None
@@ -282,6 +283,11 @@ def build_scenario(app: CreditLedger) -> None:
                                                 decided=date(2020, month, 1)) for i in range(3)])
             services.submit_records([submission("market", month * 10 + i, PERSON,
                                                 decided=date(2020, month, 2)) for i in range(2)])
+    # an attacker keeps a copy of the tax key before it is retired and revoked (the ledger
+    # deletes its own copy then): the tamper tests sign with it
+    kept = app.keystore.directory / ATTACKER_COPIES
+    kept.mkdir(mode=0o700)
+    shutil.copy2(app.keystore.private_path("tax-2020-1"), kept)
     with clock.frozen_at(at("2021-06-01T02:00:00")):
         app.rotate_key("tax")
     with clock.frozen_at(at("2021-07-01T02:00:00")):

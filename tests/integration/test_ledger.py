@@ -301,3 +301,18 @@ def test_a_database_that_does_not_connect_is_named() -> None:
         CreditLedger(Settings(database_url="not a url"))
     with pytest.raises(StoreUnavailable, match="only sqlite:/// and postgresql"):
         CreditLedger(Settings(database_url="mysql://x@localhost/y"))
+
+
+@pytest.mark.initialised
+def test_retired_and_revoked_private_keys_leave_the_key_folder(ledger: CreditLedger) -> None:
+    store = ledger.keystore
+    assert store.private_path("tax-2020-1").exists()
+    with clock.frozen_at(at("2021-01-01T02:00:00")):
+        new = ledger.rotate_key("tax")
+    assert not store.private_path("tax-2020-1").exists()  # nothing can sign with it again
+    assert store.public_path("tax-2020-1").exists()  # its public half stays, for verifiers
+    assert store.private_path(new).exists()
+    with clock.frozen_at(at("2021-02-01T02:00:00")):
+        ledger.revoke_key("market-2020-1", reason="离职人员持有")
+    assert not store.private_path("market-2020-1").exists()
+    verify_clean(ledger)

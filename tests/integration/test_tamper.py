@@ -22,6 +22,7 @@ from ledger.settings import Settings
 from ledger.verify import LedgerVerifier, VerifyReport
 from proofs import envelope
 from proofs.checkpoint import make_checkpoint, parse_checkpoint
+from tests.conftest import ATTACKER_COPIES, PASSPHRASE
 
 
 @contextmanager
@@ -193,7 +194,10 @@ def test_an_event_resigned_with_a_revoked_key_is_named(scenario: Settings,
                and b'"actor":"tax"' in bytes(r.state)
                and b"2021-08-01" in bytes(r.state))
         payload = envelope.decode(bytes(row.state)).payload.replace(b"900.00", b"9.00")
-        set_state(engine, row.id, resign(engine, row, keystore.signer("tax-2020-1"), payload))
+        # the ledger deleted the retired key; an attacker kept a copy
+        assert not keystore.private_path("tax-2020-1").exists()
+        kept = KeyStore(keystore.directory / ATTACKER_COPIES, PASSPHRASE)
+        set_state(engine, row.id, resign(engine, row, kept.signer("tax-2020-1"), payload))
     report = verify(scenario)
     failure = report.first_failure
     assert failure is not None and failure.notification_id == row.id
