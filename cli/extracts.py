@@ -20,6 +20,7 @@ from cli.common import (
     writing,
 )
 from domain.identifiers import mask_subject_key
+from workflows.administration import trusted_platform_keys
 from workflows.extracts import checkpoint_listing, verify_extract_file
 from workflows.reads import Reads
 from workflows.services import CreditServices
@@ -71,11 +72,22 @@ def verify_extract(file: Path, trust: Path, as_json: bool) -> None:
 @click.option("--since", type=click.IntRange(1), help="From checkpoint number N (default: the "
               "latest ten).")
 @click.option("--json", "as_json", is_flag=True)
-def checkpoints(since: int | None, as_json: bool) -> None:
+@click.option("--trust", type=click.Path(path_type=Path, dir_okay=False),
+              help="PEM public key of the platform to trust (default: the one `credit init` "
+                   "pinned in the key folder).")
+@click.option("--trust-ledger-itself", is_flag=True,
+              help="UNSAFE: list them unchecked when no platform key is pinned.")
+def checkpoints(since: int | None, as_json: bool, trust: Path | None,
+                trust_ledger_itself: bool) -> None:
     """Signed checkpoints, each with a consistency proof from the one before it: whoever kept
-    an old checkpoint can confirm the log only grew since."""
-    with opened(reading()) as ledger:
-        listed = checkpoint_listing(ledger, since)
+    an old checkpoint can confirm the log only grew since. Listed only once each note checks
+    against the pinned platform key."""
+    config = reading()
+    trusted = trusted_platform_keys(config, trust, trust_ledger_itself)
+    if trusted is None:
+        click.echo("# UNSAFE: not checked against a pinned platform key", err=True)
+    with opened(config) as ledger:
+        listed = checkpoint_listing(ledger, since, trusted)
     if as_json:
         click.echo(json.dumps({"checkpoints": listed}, indent=2))
         return

@@ -112,6 +112,11 @@ class CreditLedger(Application[UUID]):
     def registry(self) -> KeyRegistry:
         return self._replay.registry
 
+    @property
+    def platform_first_key(self) -> bytes | None:
+        """The key the platform registered itself with: the ledger's trust anchor."""
+        return self._replay.genesis_key
+
     def close(self) -> None:
         super().close()
         if self.engine is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,9 +36,10 @@ from ledger.recorder import LedgerCorrupted
 from ledger.tables import stored_nodes
 from proofs import chain_map, jws, merkle
 from proofs.checkpoint import Checkpoint, parse_checkpoint
-from proofs.checks import oid_text
+from proofs.checks import check_extends, oid_text, registry_key, verify_checkpoint
 from proofs.envelope import format_instant
 from proofs.facts import fact_from_row
+from proofs.failures import VerificationFailure
 from proofs.verify_extract import CONTEXT_STREAMS, load_trusted_key, run
 
 EXTRACT_TYPE = "credit-ledger/extract/v1"
@@ -204,9 +206,20 @@ class ExtractIssuer:
 # -- what a court and a kept-checkpoint holder are given ---------------------------------------
 
 
-def checkpoint_listing(ledger: CreditLedger, since: int | None = None) -> list[dict[str, Any]]:
+class UntrustedListing(LedgerError):
+    """The store's checkpoints do not check against the platform key trusted here."""
+
+
+def checkpoint_listing(ledger: CreditLedger, since: int | None = None,
+                       trusted: Sequence[bytes] | None = None) -> list[dict[str, Any]]:
     """Signed checkpoints from number ``since`` (default: the latest ten), each with the
-    consistency proof from the one before it (`credit checkpoints --json`)."""
+    consistency proof from the one before it (`credit checkpoints --json`). With ``trusted``
+    (the pinned platform key), nothing is listed unless the key registry starts from that key
+    and every note listed is signed by a platform key valid at its time and extends the one
+    before it: the platform does not hand out what it cannot vouch for."""
+    if trusted is not None and ledger.platform_first_key not in trusted:
+        raise UntrustedListing("the ledger's first platform key is not the trusted one: its "
+                               "checkpoints are not listed")
     c = tables.checkpoints
     with ledger.engine.connect() as conn:
         last = conn.execute(select(func.max(c.c.seq))).scalar() or 0
@@ -218,14 +231,26 @@ def checkpoint_listing(ledger: CreditLedger, since: int | None = None) -> list[d
         nodes = stored_nodes(conn)
         listed: list[dict[str, Any]] = []
         previous: tuple[int, int] | None = None
+        signed: Checkpoint | None = None
         for seq, note in rows:
             size = parse_checkpoint(note).tree_size
             item: dict[str, Any] = {"seq": seq, "tree_size": size, "note": note}
+            proof: list[bytes] = []
             if previous is not None:
                 proof = (merkle.consistency_proof(previous[1], size, nodes)
                          if 0 < previous[1] < size else [])
                 item["consistency"] = {"from_seq": previous[0], "from_size": previous[1],
                                        "proof": [p.hex() for p in proof]}
+            if trusted is not None:
+                try:
+                    checked = verify_checkpoint(note, registry_key(ledger.registry),
+                                                f"checkpoint {seq}")
+                    if signed is not None:
+                        check_extends(signed, checked, proof, f"checkpoint {seq}",
+                                      "the one before it")
+                except VerificationFailure as exc:
+                    raise UntrustedListing(f"{exc}: the checkpoints are not listed") from None
+                signed = checked
             listed.append(item)
             previous = (seq, size)
     return listed

@@ -274,3 +274,22 @@ def test_key_files_others_could_read_are_refused_with_the_fix(credit: Credit,
     credit("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
            "--subject-name", "测试", "--item", "TAX-PENALTY", "--decision-number", "1",
            "--on", "2026-01-05", "--summary", "x")
+
+
+def test_checkpoints_are_listed_only_when_they_check_against_the_pinned_key(
+        credit: Credit, tmp_path: Path) -> None:
+    credit("init")
+    listed = json.loads(credit("checkpoints", "--json").stdout)["checkpoints"]
+    assert listed
+    engine = create_engine(credit.url)
+    with engine.begin() as conn:
+        seq, note = conn.execute(text(
+            "SELECT seq, note FROM ledger_checkpoints ORDER BY seq DESC LIMIT 1")).one()
+        body, _, signature = note.rpartition("\n\n")
+        conn.execute(text("UPDATE ledger_checkpoints SET note = :n WHERE seq = :s"),
+                     {"n": body.replace("\ntime 20", "\ntime 19") + "\n\n" + signature,
+                      "s": seq})
+    engine.dispose()
+    refused = credit("checkpoints", ok=False)
+    assert refused.returncode == 1 and f"checkpoint {seq}" in refused.stderr
+    assert "not listed" in refused.stderr
