@@ -5,7 +5,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_PASSPHRASE := credit-ledger-demo-only-NOT-FOR-PRODUCTION
 
 .PHONY: run test lint typecheck unit bench clean help verifier
 
@@ -26,8 +25,8 @@ run: $(STAMP)
 	$(BIN)/credit verify
 	@echo "The ledger is in var/ (CREDIT_DATABASE_URL to change it). Try: $(BIN)/credit keys list;"
 	@echo "  $(BIN)/credit lookup 杭州; $(BIN)/credit history SUBJECT;"
-	@echo "  CREDIT_KEY_PASSPHRASE=$(DEMO_PASSPHRASE) $(BIN)/credit extract SUBJECT -o var/extract.json --as credit-office --purpose 演示"
-	@echo "    (signing needs the keys' passphrase; the demo's is the development one above);"
+	@echo "  CREDIT_DEVELOPMENT_SECRETS=1 $(BIN)/credit extract SUBJECT -o var/extract.json --as credit-office --purpose 演示"
+	@echo "    (signing needs the acting authority's secret; the demo's are development ones);"
 	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
 
 lint: $(STAMP)

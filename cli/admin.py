@@ -28,9 +28,7 @@ from cli.common import (
 from domain.authorities import AuthorityProfile
 from workflows import administration, demo_city
 from workflows.policy_files import read_policy_file
-from workflows.session import redacted
-
-DEV_PASSPHRASE = "credit-ledger-demo-only-NOT-FOR-PRODUCTION"
+from workflows.session import DEVELOPMENT_SECRET, redacted
 
 
 @credit.command()
@@ -55,12 +53,13 @@ def init(as_json: bool) -> None:
 def demo(subjects: int, seed: int, as_json: bool) -> None:
     """Write the deterministic demo city of Lin'an (2016-2026) into an empty ledger."""
     config = settings()
-    if config.passphrase is None:
+    if not config.holds_secrets:
         click.secho(
-            "WARNING: CREDIT_KEY_PASSPHRASE is not set; the demo encrypts its keys with the "
-            f"development passphrase {DEV_PASSPHRASE!r}. Never use it for real data.",
+            "WARNING: no authority's secret is set; the demo encrypts each authority's key with "
+            f"the development secret '{DEVELOPMENT_SECRET}-<authority>'; later commands that sign "
+            "need CREDIT_DEVELOPMENT_SECRETS=1. Never use them for real data.",
             fg="yellow", bold=True, err=True)
-        config = replace(config, passphrase=DEV_PASSPHRASE)
+        config = replace(config, development_secrets=True)
     with opened(config) as ledger:
         existing = ledger.event_count()
         if existing:

@@ -35,7 +35,8 @@ def credit() -> None:
     """信用临安 credit ledger: signed, append-only, verifiable.
 
     Configuration comes from CREDIT_DATABASE_URL (default sqlite:///var/credit.db),
-    CREDIT_KEYS_DIR (default var/keys), CREDIT_KEY_PASSPHRASE and CREDIT_LOG_ORIGIN.
+    CREDIT_KEYS_DIR (default var/keys), CREDIT_KEY_SECRET_<AUTHORITY> (or CREDIT_SECRETS_DIR)
+    and CREDIT_LOG_ORIGIN.
     """
 
 

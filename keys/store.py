@@ -1,41 +1,61 @@
 """Private keys on disk: encrypted PKCS#8 files, mode 0600, one per key id, under CREDIT_KEYS_DIR.
 
-Files: ``<kid>.key`` (PEM, ``ENCRYPTED PRIVATE KEY``, readable by ``openssl pkey``) and ``<kid>.pub``
-(PEM SubjectPublicKeyInfo). The passphrase never touches the disk.
+Files: ``<kid>.key`` (PEM, ``ENCRYPTED PRIVATE KEY``, readable by ``openssl pkey``; PBES2 with
+PBKDF2-HMAC-SHA256 at 600,000 rounds, ``keys/pkcs8.py``) and ``<kid>.pub`` (PEM
+SubjectPublicKeyInfo). **Each authority's keys are encrypted under that authority's own secret**
+(``secrets(code)``): acting as tax opens tax's key and nothing else; the platform's secret is held
+apart from every department's. Secrets never touch the key folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from keys import pkcs8
+from keys.pkcs8 import DEFAULT_ITERATIONS
 from keys.signer import Signer, public_key_from_pem, public_key_to_pem
 
 KID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,40}-\d{4}-\d{1,4}$")
 MIN_PASSPHRASE_LENGTH = 12
-PASSPHRASE_VARIABLE = "CREDIT_KEY_PASSPHRASE"
+SECRET_PREFIX = "CREDIT_KEY_SECRET_"
+# An authority's code -> its secret (None when this installation does not hold it).
+SecretSource = Callable[[str], "str | None"]
+
+
+def authority_of(kid: str) -> str:
+    """The authority a key id belongs to: ``tax`` of ``tax-2026-1``."""
+    return kid.rsplit("-", 2)[0]
 
 
 class KeyStoreError(Exception):
     """A key cannot be stored or loaded; the message names the file or setting at fault."""
 
 
+def secret_variable(code: str) -> str:
+    """The environment variable holding one authority's secret: ``CREDIT_KEY_SECRET_TAX``."""
+    return f"{SECRET_PREFIX}{code.upper().replace('-', '_')}"
+
+
 class PassphraseMissing(KeyStoreError):
-    def __init__(self) -> None:
+    def __init__(self, code: str) -> None:
         super().__init__(
-            f"{PASSPHRASE_VARIABLE} is not set: private keys are stored encrypted with it "
-            "(only `credit demo` falls back to a development passphrase)"
+            f"no secret for {code!r}, whose key this needs: set {secret_variable(code)}, or put "
+            f"it in $CREDIT_SECRETS_DIR/{code}.secret (mode 0600); each authority's key opens "
+            "with its own secret only (`credit demo` uses development secrets)"
         )
 
 
 class PassphraseTooShort(KeyStoreError):
-    def __init__(self, length: int) -> None:
+    def __init__(self, code: str, length: int) -> None:
         super().__init__(
-            f"{PASSPHRASE_VARIABLE} has {length} characters; use at least {MIN_PASSPHRASE_LENGTH}"
+            f"the secret of {code!r} has {length} characters; use at least "
+            f"{MIN_PASSPHRASE_LENGTH}"
         )
 
 
@@ -85,17 +105,22 @@ def check_trusted(path: Path) -> None:
 class KeyStore:
     """Encrypted private keys of the authorities this installation signs for."""
 
-    def __init__(self, directory: Path, passphrase: str | None) -> None:
+    def __init__(self, directory: Path, secrets: SecretSource | str | None,
+                 iterations: int = DEFAULT_ITERATIONS) -> None:
         self.directory = directory
-        self._passphrase = passphrase
+        # a plain string: one secret for every authority (tests and development only)
+        self._secrets: SecretSource = secrets if callable(secrets) else _shared(secrets)
+        self.iterations = iterations
         self._signers: dict[str, Signer] = {}
 
-    def _password(self) -> bytes:
-        if not self._passphrase:
-            raise PassphraseMissing()
-        if len(self._passphrase) < MIN_PASSPHRASE_LENGTH:
-            raise PassphraseTooShort(len(self._passphrase))
-        return self._passphrase.encode("utf-8")
+    def _password(self, kid: str) -> bytes:
+        code = authority_of(kid)
+        secret = self._secrets(code)
+        if not secret:
+            raise PassphraseMissing(code)
+        if len(secret) < MIN_PASSPHRASE_LENGTH:
+            raise PassphraseTooShort(code, len(secret))
+        return secret.encode("utf-8")
 
     def private_path(self, kid: str) -> Path:
         return self.directory / f"{kid}.key"
@@ -110,13 +135,9 @@ class KeyStore:
         """
         if not KID_PATTERN.match(kid):
             raise KeyStoreError(f"{kid!r} is not a key id of the form <authority>-<year>-<n>")
-        password = self._password()
+        password = self._password(kid)
         private_key = Ed25519PrivateKey.generate()
-        encrypted = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(password),
-        )
+        encrypted = pkcs8.encrypt(private_key, password, self.iterations)
         public = private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -141,11 +162,12 @@ class KeyStore:
             data = path.read_bytes()
         except OSError as exc:
             raise KeyFileUnreadable(path, exc.strerror or str(exc)) from exc
-        password = self._password()
+        password = self._password(kid)
         try:
             key = serialization.load_pem_private_key(data, password)
         except ValueError as exc:
-            raise KeyFileUnreadable(path, "wrong passphrase or damaged file") from exc
+            raise KeyFileUnreadable(path, f"wrong secret for {authority_of(kid)!r} or damaged "
+                                          "file") from exc
         except TypeError as exc:
             raise KeyFileUnreadable(path, "the file is not encrypted as expected") from exc
         if not isinstance(key, Ed25519PrivateKey):
@@ -215,6 +237,12 @@ class KeyStore:
         if not self.directory.is_dir():
             return []
         return sorted(p.stem for p in self.directory.glob("*.key"))
+
+
+def _shared(secret: str | None) -> SecretSource:
+    def source(code: str) -> str | None:
+        return secret
+    return source
 
 
 def _write_new(path: Path, data: bytes, *, mode: int) -> None:

@@ -63,7 +63,8 @@ class CreditLedger(Application[UUID]):
 
     def __init__(self, settings: Settings, keystore: KeyStore | None = None) -> None:
         self.settings = settings
-        self.keystore = keystore or KeyStore(settings.keys_dir, settings.passphrase)
+        self.keystore = keystore or KeyStore(settings.keys_dir, settings.secret_for,
+                                             settings.kdf_iterations)
         self._replay = RegistryReplay()
         self._registry_position = -1
         self.policies = PolicyBook()

@@ -35,6 +35,10 @@ PG_ADMIN_URL = os.environ.get(
     "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 PASSPHRASE = "test-passphrase-0123456789"
+# Key files are written with 2,048 PBKDF2 rounds in tests (600,000 otherwise): a cost, not a
+# format, and thousands of keys are made and opened here.
+TEST_KDF_ITERATIONS = "2048"
+os.environ["CREDIT_KDF_ITERATIONS"] = TEST_KDF_ITERATIONS
 ATTACKER_COPIES = "kept-by-an-attacker"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 

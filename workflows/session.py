@@ -21,10 +21,11 @@ from ledger.application import CreditLedger
 from ledger.errors import LedgerError
 from ledger.mapper import UnsignableEvent
 from ledger.recorder import LedgerCorrupted
-from ledger.settings import Settings
+from ledger.settings import DEVELOPMENT_SECRET, Settings
 from ledger.storage import StoreUnavailable, redacted
 
-__all__ = ["USER_ERRORS", "CreditLedger", "Settings", "opened", "read_only", "redacted"]
+__all__ = ["DEVELOPMENT_SECRET", "USER_ERRORS", "CreditLedger", "Settings", "opened", "read_only",
+           "redacted"]
 
 # Errors that are the user's input or environment, reported as one sentence; anything else is a
 # bug and keeps its traceback.
@@ -36,8 +37,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def read_only(settings: Settings) -> Settings:
-    """The same ledger opened without the keys' passphrase: it can read, never sign."""
-    return replace(settings, passphrase=None)
+    """The same ledger opened without any secret: it can read, never sign."""
+    return replace(settings, passphrase=None, secrets={}, secrets_dir=None,
+                   development_secrets=False)
 
 
 @contextmanager

@@ -14,7 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from cli.main import credit as credit_command
-from tests.conftest import PASSPHRASE
+from domain.authorities import LINAN_AUTHORITIES
+from keys.store import secret_variable
+from tests.conftest import PASSPHRASE, TEST_KDF_ITERATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +28,10 @@ class Credit:
 
     def __init__(self, database_url: str, keys_dir: Path, passphrase: str | None = PASSPHRASE,
                  *, separate_process: bool = False) -> None:
-        self.config = {"CREDIT_DATABASE_URL": database_url, "CREDIT_KEYS_DIR": str(keys_dir)}
-        if passphrase:
-            self.config["CREDIT_KEY_PASSPHRASE"] = passphrase
+        self.config = {"CREDIT_DATABASE_URL": database_url, "CREDIT_KEYS_DIR": str(keys_dir),
+                       "CREDIT_KDF_ITERATIONS": TEST_KDF_ITERATIONS}
+        if passphrase:  # each authority's own secret (the same test value for every one)
+            self.config.update({secret_variable(a.code): passphrase for a in LINAN_AUTHORITIES})
         self.url = database_url
         self.separate_process = separate_process
 
@@ -72,7 +75,7 @@ def test_the_demo_city_loads_verifies_and_is_not_written_twice(database_url: str
                                                                tmp_path: Path) -> None:
     demo = Credit(database_url, tmp_path / "keys", passphrase=None, separate_process=True)
     out = demo("demo", "--subjects", "25", "--seed", "7")
-    assert "development passphrase" in out.stderr
+    assert "development secret" in out.stderr
     assert "demo city written" in out.stdout
     assert "25 subjects" in out.stdout
     verified = demo("verify")
@@ -147,7 +150,7 @@ def test_a_record_is_submitted_corrected_and_verified(credit: Credit) -> None:
 def test_a_missing_passphrase_is_one_clear_sentence(database_url: str, tmp_path: Path) -> None:
     result = Credit(database_url, tmp_path / "keys", passphrase=None)("init", ok=False)
     assert result.returncode == 1
-    assert result.stderr.startswith("error: CREDIT_KEY_PASSPHRASE is not set")
+    assert result.stderr.startswith("error: no secret for 'platform'")
     assert not (tmp_path / "keys").exists() or not list((tmp_path / "keys").iterdir())
 
 
@@ -160,7 +163,7 @@ def test_an_unreadable_key_file_is_named(credit: Credit, tmp_path: Path) -> None
                     "1", "--decision-date", "2026-01-05", "--summary", "x", ok=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot read key file ")
-    assert "tax-2026-1.key: wrong passphrase or damaged file" in result.stderr
+    assert "tax-2026-1.key: wrong secret for 'tax' or damaged file" in result.stderr
     assert credit.events() == before
 
 
@@ -293,3 +296,25 @@ def test_checkpoints_are_listed_only_when_they_check_against_the_pinned_key(
     refused = credit("checkpoints", ok=False)
     assert refused.returncode == 1 and f"checkpoint {seq}" in refused.stderr
     assert "not listed" in refused.stderr
+
+
+def test_acting_as_a_department_needs_that_department_s_own_secret(database_url: str,
+                                                                    tmp_path: Path) -> None:
+    credit = Credit(database_url, tmp_path / "keys")
+    own = {secret_variable(a.code): f"{PASSPHRASE}-{a.code}" for a in LINAN_AUTHORITIES}
+    credit.config.update(own)
+    credit("init")
+    submit = ("record", "submit", "--as", "tax", "--subject", "91350100M000100Y43",
+              "--subject-name", "测试", "--item", "TAX-PENALTY", "--decision-number", "1",
+              "--on", "2026-01-05", "--summary", "x")
+    before = credit.events()
+    credit.config.pop(secret_variable("tax"))  # this process holds market's secret, not tax's
+    refused = credit(*submit, ok=False)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: no secret for 'tax'")
+    credit.config[secret_variable("tax")] = own[secret_variable("market")]  # another's secret
+    refused = credit(*submit, ok=False)
+    assert refused.returncode == 1 and "wrong secret for 'tax'" in refused.stderr
+    assert credit.events() == before
+    credit.config[secret_variable("tax")] = own[secret_variable("tax")]
+    credit(*submit)
+    assert credit.events() > before

@@ -74,7 +74,7 @@ def test_key_ids_have_the_authority_year_number_form(tmp_path: Path) -> None:
 
 
 def test_without_a_passphrase_no_key_is_written_or_read(tmp_path: Path) -> None:
-    with pytest.raises(PassphraseMissing, match="CREDIT_KEY_PASSPHRASE is not set"):
+    with pytest.raises(PassphraseMissing, match=r"no secret for 'tax'.*CREDIT_KEY_SECRET_TAX"):
         KeyStore(tmp_path, None).generate("tax-2026-1")
     assert not list(tmp_path.iterdir())
     KeyStore(tmp_path, PASS).generate("tax-2026-1")
@@ -89,10 +89,10 @@ def test_a_short_passphrase_is_refused(tmp_path: Path) -> None:
 
 def test_a_wrong_passphrase_or_damaged_file_is_named(tmp_path: Path) -> None:
     KeyStore(tmp_path, PASS).generate("tax-2026-1")
-    with pytest.raises(KeyFileUnreadable, match=r"tax-2026-1\.key: wrong passphrase"):
+    with pytest.raises(KeyFileUnreadable, match=r"tax-2026-1\.key: wrong secret for 'tax'"):
         KeyStore(tmp_path, "another-long-passphrase").signer("tax-2026-1")
     (tmp_path / "tax-2026-1.key").write_text("garbage")
-    with pytest.raises(KeyFileUnreadable, match="wrong passphrase or damaged file"):
+    with pytest.raises(KeyFileUnreadable, match="or damaged file"):
         KeyStore(tmp_path, PASS).signer("tax-2026-1")
 
 
@@ -184,3 +184,33 @@ def test_a_copy_is_independent(registry: KeyRegistry) -> None:
     other = registry.copy()
     other.apply(KeyRevokedFact(50, "court", "court-2020-1", days(500), "lost"))
     assert registry.keys["court-2020-1"].revoked_at is None
+
+
+def test_each_authority_s_key_opens_with_its_own_secret_only(tmp_path: Path) -> None:
+    secrets = {"tax": "tax-secret-0123456789", "market": "market-secret-0123456789"}
+    store = KeyStore(tmp_path, secrets.get)
+    store.generate("tax-2026-1")
+    store.generate("market-2026-1")
+    # a process given only market's secret cannot open tax's key …
+    market_only = KeyStore(tmp_path, {"market": secrets["market"]}.get)
+    market_only.signer("market-2026-1")
+    with pytest.raises(PassphraseMissing, match="no secret for 'tax'"):
+        market_only.signer("tax-2026-1")
+    # … nor by passing market's secret off as tax's
+    swapped = KeyStore(tmp_path, {"tax": secrets["market"]}.get)
+    with pytest.raises(KeyFileUnreadable, match="wrong secret for 'tax'"):
+        swapped.signer("tax-2026-1")
+
+
+def test_key_files_use_pbkdf2_at_the_stated_cost_and_openssl_reads_them(tmp_path: Path) -> None:
+    import subprocess
+    store = KeyStore(tmp_path, PASS, iterations=600_000)
+    store.generate("tax-2026-1")
+    parsed = subprocess.run(["openssl", "asn1parse", "-in", str(tmp_path / "tax-2026-1.key")],
+                            capture_output=True, text=True, check=True).stdout
+    assert ":PBES2" in parsed and ":PBKDF2" in parsed and ":hmacWithSHA256" in parsed
+    assert ":aes-256-cbc" in parsed and "INTEGER           :0927C0" in parsed  # 600,000
+    opened = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "tax-2026-1.key"),
+                             "-passin", f"pass:{PASS}", "-pubout"], capture_output=True,
+                            text=True, check=True).stdout
+    assert opened.startswith("-----BEGIN PUBLIC KEY-----")
