@@ -36,7 +36,7 @@ from workflows.session import DEVELOPMENT_SECRET, redacted
 def init(as_json: bool) -> None:
     """Create the ledger: the platform key, every Lin'an authority with its key, and the policy
     versions kept in the repository."""
-    with writing() as ledger:
+    with writing(replace(settings(), create=True)) as ledger:
         kids, policies = administration.initialise_city(ledger)
         url = redacted(ledger.settings.database_url)
         emit(as_json, {"database": url, "keys": kids, "policies": policies,
@@ -52,7 +52,7 @@ def init(as_json: bool) -> None:
 @json_option
 def demo(subjects: int, seed: int, as_json: bool) -> None:
     """Write the deterministic demo city of Lin'an (2016-2026) into an empty ledger."""
-    config = settings()
+    config = replace(settings(), create=True)
     if not config.holds_secrets:
         click.secho(
             "WARNING: no authority's secret is set; the demo encrypts each authority's key with "

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,7 +28,16 @@ class CreditGroup(click.Group):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
-            fail(str(exc))
+            fail(one_sentence(exc))
+
+
+def one_sentence(exc: BaseException) -> str:
+    """A user error as one sentence: a busy SQLite database says what happened, not its SQL."""
+    text_ = str(exc)
+    if "database is locked" in text_:
+        return ("the ledger is busy: another writer held it longer than this command waits; "
+                "nothing was written: run the command again")
+    return text_.splitlines()[0] if "\n[SQL:" in text_ else text_
 
 
 @click.group(cls=CreditGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +60,8 @@ def emit(as_json: bool, data: Any, text: str) -> None:
 
 
 def settings() -> Settings:
-    return Settings.from_env()
+    """The configured ledger, which must exist (only `init` and `demo` create one)."""
+    return replace(Settings.from_env(), create=False)
 
 
 def reading() -> Settings:
@@ -71,7 +82,20 @@ def writing(config: Settings | None = None) -> Iterator[CreditLedger]:
     with opened(config) as ledger:
         yield ledger
         if ledger.settings.projections == "embedded":
-            runner(ledger).catch_up()
+            catch_up_after_commit(ledger)
+
+
+def catch_up_after_commit(ledger: CreditLedger) -> None:
+    """Bring the read models up after a write that has committed. If that fails, the write
+    stands: say so, and how the read models come up to date (any later command catches up)."""
+    try:
+        runner(ledger).catch_up()
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(
+            exc).__name__
+        click.echo(f"warning: the write is safe in the ledger, but the read models could not "
+                   f"catch up ({reason}); the next command catches them up, or run "
+                   "`credit project`", err=True)
 
 
 @contextmanager

@@ -83,10 +83,10 @@ def checkpoints(since: int | None, as_json: bool, trust: Path | None,
     an old checkpoint can confirm the log only grew since. Listed only once each note checks
     against the pinned platform key."""
     config = reading()
-    trusted = trusted_platform_keys(config, trust, trust_ledger_itself)
-    if trusted is None:
-        click.echo("# UNSAFE: not checked against a pinned platform key", err=True)
-    with opened(config) as ledger:
+    with opened(config) as ledger:  # the ledger first: where there is none, say that
+        trusted = trusted_platform_keys(config, trust, trust_ledger_itself)
+        if trusted is None:
+            click.echo("# UNSAFE: not checked against a pinned platform key", err=True)
         listed = checkpoint_listing(ledger, since, trusted)
     if as_json:
         click.echo(json.dumps({"checkpoints": listed}, indent=2))

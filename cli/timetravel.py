@@ -11,6 +11,7 @@ import click
 
 from cli.common import (
     TIME_HELP,
+    catch_up_after_commit,
     credit,
     emit,
     opened,
@@ -266,6 +267,8 @@ def lookup(query: str, limit: int, reader_text: str, purpose: str | None, as_jso
     with writing() as ledger:
         run = runner(ledger)
         run.setup()
+        if ledger.settings.projections == "embedded":
+            catch_up_after_commit(ledger)  # what any command wrote before is found
         reads = Reads(CreditServices(ledger))
         rows = reads.lookup(reads.reader(reader_text), query, purpose,
                             lambda text, people: search_subjects(run.engine, text, people,

@@ -35,6 +35,7 @@ from ledger.errors import (
     AlreadyRecorded,
     AuthorityAlreadyRegistered,
     LedgerError,
+    NoLedgerHere,
     NotFound,
     NotInitialised,
 )
@@ -43,7 +44,7 @@ from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
 from ledger.signing import SigningEventStore, SigningSession
-from ledger.storage import prepare_database
+from ledger.storage import ledger_exists, prepare_database, redacted
 from proofs.checkpoint import Checkpoint, make_checkpoint, parse_checkpoint
 from proofs.envelope import format_instant
 from proofs.failures import MalformedCheckpoint
@@ -75,10 +76,13 @@ class CreditLedger(Application[UUID]):
         self._write_lock = threading.RLock()
         self._last_signed_at: datetime | None = None
         self._unit: dict[Any, LedgerAggregate | LedgerAggregate.Event] | None = None
+        url = prepare_database(settings.database_url)
+        if not settings.create and not ledger_exists(url):
+            raise NoLedgerHere(redacted(settings.database_url))
         super().__init__(env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
-            "SQLALCHEMY_URL": prepare_database(settings.database_url),
-            "CREATE_TABLE": "y",
+            "SQLALCHEMY_URL": url,
+            "CREATE_TABLE": "y" if settings.create else "n",
         })
         self.recorder.checkpoint_signer = self._sign_checkpoint
         self.recorder.on_committed = self._record_signed
@@ -99,7 +103,8 @@ class CreditLedger(Application[UUID]):
     def construct_recorder(self) -> LedgerRecorder:
         datastore = self.factory.datastore  # type: ignore[attr-defined]
         recorder = LedgerRecorder(datastore, events_table_name=EVENTS_TABLE)
-        recorder.create_table()
+        if self.settings.create:
+            recorder.create_table()
         return recorder
 
     def construct_event_store(self) -> EventStore[UUID]:

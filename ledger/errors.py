@@ -11,6 +11,14 @@ class AlreadyInitialised(LedgerError):
     pass
 
 
+class NoLedgerHere(LedgerError):
+    """Only `credit init` and `credit demo` create a ledger; every other command finds one."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"there is no ledger at {where}: run `credit init` or `credit demo` "
+                         "there first (or check CREDIT_DATABASE_URL)")
+
+
 class NotInitialised(LedgerError):
     def __init__(self) -> None:
         super().__init__("the ledger has no platform key yet: run `credit init` first")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from keys.pkcs8 import DEFAULT_ITERATIONS
 from keys.store import SECRET_PREFIX, check_private
+from ledger.storage import StoreUnavailable
 
 DEFAULT_DATABASE_URL = "sqlite:///var/credit.db"
 DEFAULT_KEYS_DIR = "var/keys"
@@ -38,10 +39,16 @@ class Settings:
     secrets_dir: Path | None = None  # <code>.secret files, mode 0600
     development_secrets: bool = False  # DEVELOPMENT_SECRET-<code> for every authority
     kdf_iterations: int = field(default_factory=_kdf_default)
+    # Whether opening may create the ledger's tables: `credit init` and `credit demo` only (and
+    # code that builds ledgers, such as tests); every other command finds a ledger or says so.
+    create: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        if "CREDIT_DATABASE_URL" in env and not env["CREDIT_DATABASE_URL"].strip():
+            raise StoreUnavailable("CREDIT_DATABASE_URL is set but empty: name the database "
+                                   "(or unset it for the default sqlite:///var/credit.db)")
         secrets = {name[len(SECRET_PREFIX):].lower().replace("_", "-"): value
                    for name, value in env.items() if name.startswith(SECRET_PREFIX) and value}
         return cls(

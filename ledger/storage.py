@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -35,9 +35,26 @@ def parse_database_url(url: str) -> URL:
     return parsed
 
 
+# How long a SQLite writer waits for another's transaction (the longest batch of an import is a
+# few seconds; a bulk import of a large file holds the lock longer): then it gives up, and says so.
+SQLITE_BUSY_SECONDS = 120
+
+
+def ledger_exists(url: str) -> bool:
+    """Whether the database holds a ledger (its events table)."""
+    engine = create_engine(url)
+    try:
+        return inspect(engine).has_table("credit_events")
+    finally:
+        engine.dispose()
+
+
 def prepare_database(url: str) -> str:
     """Check the database can be reached (creating a SQLite file's folder); return the URL."""
     parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"timeout": str(SQLITE_BUSY_SECONDS)})
+        url = parsed.render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
