@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 from eventsourcing.utils import get_topic
 
-from domain import clock
+from domain import clock, validation
 from domain.base import DomainError, LedgerAggregate, check_not_before, check_not_future
 from domain.events import apply_schemas
 from domain.identifiers import SubjectRef
@@ -272,6 +272,7 @@ def submission_fields(actor: str, subject: SubjectRef, item_code: str, decision_
     check_decision_date(decision_date)
     if details is not None and not isinstance(details, dict):
         raise InvalidRecord("details must be an object")
+    validation.check_value("details", details or {})
     return {
         "actor": actor, "subject": subject.key, "item_code": item_code,
         "decision_number": decision_number.strip(), "decision_date": decision_date,
@@ -298,6 +299,7 @@ def check_changes(changes: dict[str, Any]) -> None:
             check_text(name.replace("_", " "), changes[name])
     if "details" in changes and not isinstance(changes["details"], dict):
         raise InvalidRecord("details must be an object")
+    validation.check_value("changes", {k: v for k, v in changes.items() if k != "decision_date"})
 
 
 def check_item_code(item_code: str) -> None:
@@ -308,6 +310,7 @@ def check_item_code(item_code: str) -> None:
 def check_text(name: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRecord(f"the {name} must not be empty")
+    validation.check_text(f"the {name}", value, allow_newlines=name in ("summary", "reason"))
 
 
 def check_decision_date(value: object) -> None:

@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from domain import validation
 from domain.base import DomainError, LedgerAggregate
 from domain.events import apply_schemas
 from domain.identifiers import SubjectRef
@@ -86,6 +87,7 @@ def check_name(name: str) -> None:
         raise InvalidSubject("a subject needs a name")
     if len(name) > 200:
         raise InvalidSubject("a subject's name has at most 200 characters")
+    validation.check_text("the subject's name", name, limit=200)
 
 
 apply_schemas(Subject)

@@ -8,6 +8,7 @@ policies, both refreshed from the log before every save. The credit workflows ar
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -99,6 +100,11 @@ class CreditLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        # Signed payloads are strict JSON: NaN and Infinity are refused, never written (a court's
+        # parser would reject the extract)
+        transcoder.encoder = json.JSONEncoder(default=transcoder.encoder.default,
+                                              separators=(",", ":"), ensure_ascii=False,
+                                              allow_nan=False)
 
     def construct_recorder(self) -> LedgerRecorder:
         datastore = self.factory.datastore  # type: ignore[attr-defined]

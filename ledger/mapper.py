@@ -139,7 +139,10 @@ class SigningMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        payload = self.transcoder.encode(state)
+        try:
+            payload = self.transcoder.encode(state)
+        except ValueError as exc:  # NaN or Infinity: not JSON a verifier could read
+            raise UnsignableEvent(f"event {topic}: {exc}") from exc
         try:
             at = envelope.format_instant(recorded_at)
         except ValueError as exc:

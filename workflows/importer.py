@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,7 +24,7 @@ from domain.base import DomainError, check_not_before, check_not_future
 from domain.clock import parse_day
 from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
 from domain.records import CreditRecord, check_changes, record_id, today_in_china
-from domain.subjects import subject_id
+from domain.subjects import check_name, subject_id
 from ledger.errors import LedgerError
 from workflows.services import CreditServices, RecordSubmission
 
@@ -80,31 +81,78 @@ def file_format(path: Path, given: str | None = None) -> str:
     return fmt
 
 
-def read_rows(path: Path, fmt: str, errors: list[RowError]) -> Iterator[Row]:
-    """Rows with their line numbers; rows that cannot be parsed go to ``errors``."""
+MAX_LINE_BYTES = 64 * 1024
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number: write amounts as decimal strings")
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON: no NaN or Infinity, no number beyond a float, no nesting Python cannot
+    follow (refused as a ValueError, never a traceback)."""
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _lines(path: Path, errors: list[RowError]) -> Iterator[tuple[int, str]]:
+    """The file's lines, decoded as UTF-8 (a BOM allowed) and bounded in length; a line that is
+    not UTF-8 or too long is an error with its number, and not parsed."""
+    try:
+        handle = path.open("rb")
     except OSError as exc:
         raise LedgerError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        if fmt == "jsonl":
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    errors.append(RowError(line, f"not JSON: {exc.msg}"))
-                    continue
-                row = _row(line, data, errors)
-                if row is not None:
-                    yield row
-        else:
-            reader = csv.DictReader(handle)
-            for data in reader:
-                row = _row(reader.line_num, _from_csv(reader.line_num, data, errors), errors)
-                if row is not None:
-                    yield row
+        for number, raw in enumerate(handle, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                errors.append(RowError(number, f"the line has {len(raw)} bytes; at most "
+                                               f"{MAX_LINE_BYTES}"))
+                continue
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                errors.append(RowError(number, f"not UTF-8 (byte {exc.start + 1} of the line): "
+                                               "save the file as UTF-8 (from GBK, for instance)"))
+
+
+def read_rows(path: Path, fmt: str, errors: list[RowError]) -> Iterator[Row]:
+    """Rows with their line numbers; rows that cannot be read or parsed go to ``errors``."""
+    if fmt == "jsonl":
+        for line, text in _lines(path, errors):
+            if not text.strip():
+                continue
+            try:
+                data = parse_json(text)
+            except ValueError as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                errors.append(RowError(line, f"not JSON: {reason}"))
+                continue
+            row = _row(line, data, errors)
+            if row is not None:
+                yield row
+        return
+    current = [0]  # the physical line the CSV reader has read up to (a cell may span lines)
+
+    def texts() -> Iterator[str]:
+        for number, text in _lines(path, errors):
+            current[0] = number
+            yield text
+
+    for data in csv.DictReader(texts()):
+        row = _row(current[0], _from_csv(current[0], data, errors), errors)
+        if row is not None:
+            yield row
 
 
 def _from_csv(line: int, raw: dict[str, Any], errors: list[RowError]) -> dict[str, Any] | None:
@@ -117,7 +165,7 @@ def _from_csv(line: int, raw: dict[str, Any], errors: list[RowError]) -> dict[st
             continue
         if key in ("details", "changes"):
             try:
-                data[key] = json.loads(value)
+                data[key] = parse_json(value)
             except ValueError:
                 errors.append(RowError(line, f"{key} is not a JSON object"))
                 return None
@@ -187,6 +235,8 @@ class Importer:
         if details is not None and not isinstance(details, dict):
             raise LedgerError("details must be an object")
         name = row.data.get("subject_name")
+        if isinstance(name, str) and name.strip():
+            check_name(name)  # refused here, with its line, not when the batch is written
         return RecordSubmission(
             actor=self.actor, subject=self._subject(row), item_code=self._text(row, "item_code"),
             decision_number=self._text(row, "decision_number"),

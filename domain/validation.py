@@ -1,0 +1,79 @@
+"""What any input may hold before anything is signed: one set of rules for the CLI, the import
+and the API (docs/IMPORT.md, "Limits").
+
+- Text is Unicode without control characters: no NUL, no C0 controls (U+0000-U+001F, so no tab
+  or line break either, except in the long free texts that allow line breaks), no DEL and no C1
+  controls (U+007F-U+009F, which terminals read as escape sequences), and no lone surrogates.
+- Numbers are finite and within ±10^15 (amounts belong in decimal strings: "1234.50").
+- Nested objects and lists go at most 8 levels deep, with at most 200 entries each.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from domain.base import DomainError
+
+MAX_TEXT = 2000  # characters in one free-text field (a summary, a reason)
+MAX_NAME = 200  # characters in a name
+MAX_DEPTH = 8
+MAX_ENTRIES = 200
+MAX_NUMBER = 10**15
+
+
+class InvalidInput(DomainError):
+    """Input refused before anything is signed; the message names the field and the fault."""
+
+
+def _control(ch: str, allow_newlines: bool) -> bool:
+    code = ord(ch)
+    if allow_newlines and ch in "\n\t":
+        return False
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
+
+
+def check_text(field: str, value: str, *, limit: int = MAX_TEXT,
+               allow_newlines: bool = False) -> None:
+    """A text field: within ``limit`` characters, no control character (named by position)."""
+    if len(value) > limit:
+        raise InvalidInput(f"{field} has {len(value)} characters; at most {limit}")
+    for index, ch in enumerate(value):
+        if _control(ch, allow_newlines):
+            raise InvalidInput(f"{field} holds the control character U+{ord(ch):04X} at "
+                               f"character {index + 1}")
+
+
+def check_value(field: str, value: Any, depth: int = 0) -> None:
+    """A JSON-like value (``details``, ``changes``): bounded depth, entries, numbers and text."""
+    if depth > MAX_DEPTH:
+        raise InvalidInput(f"{field} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"{field} is {value!r}: numbers must be finite (write amounts as "
+                               "decimal strings)")
+        if abs(value) > MAX_NUMBER:
+            raise InvalidInput(f"{field} is beyond ±10^15: write it as a decimal string")
+        return
+    if isinstance(value, str):
+        check_text(field, value, allow_newlines=True)
+        return
+    if isinstance(value, dict):
+        if len(value) > MAX_ENTRIES:
+            raise InvalidInput(f"{field} has {len(value)} entries; at most {MAX_ENTRIES}")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{field} has a key that is not text")
+            check_text(f"{field} key", key, limit=MAX_NAME)
+            check_value(f"{field}.{key}", item, depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_ENTRIES:
+            raise InvalidInput(f"{field} has {len(value)} entries; at most {MAX_ENTRIES}")
+        for index, item in enumerate(value):
+            check_value(f"{field}[{index}]", item, depth + 1)
+        return
+    raise InvalidInput(f"{field} holds a {type(value).__name__}, not text, a number or JSON")
