@@ -116,7 +116,10 @@ def verify(as_json: bool, trust: Path | None, trust_ledger_itself: bool, audit: 
     checked, problems = 0, list[str]()
     if audit:
         with opened(reading()) as ledger:
-            checked, problems = runner(ledger).audit(sample)
+            run = runner(ledger)
+            checked, problems = run.audit(sample)
+            problems += [f"the {f['projection']} read model could not store {f['subject']} at "
+                         f"position {f['position']}: {f['reason']}" for f in run.faults()]
     if as_json:
         extra = ({"projections": {"subjects_checked": checked, "differences": problems}}
                  if audit else {})

@@ -55,8 +55,19 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+# Control characters a terminal would act on (escape sequences can retitle a window, move the
+# cursor or hide text): data printed as text never carries them. JSON escapes them itself.
+_CONTROLS = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]}
+
+
+def safe_text(text: str) -> str:
+    """Text fit for a terminal: control characters removed (line breaks and tabs kept)."""
+    return text.translate(_CONTROLS)
+
+
 def emit(as_json: bool, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json else text)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str) if as_json
+               else safe_text(text))
 
 
 def settings() -> Settings:
@@ -138,7 +149,7 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     from rich.table import Table
     table = Table(*headers, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*("" if cell is None else safe_text(str(cell)) for cell in row))
     console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False,
                       emoji=False, markup=False)
     with console.capture() as captured:

@@ -23,6 +23,7 @@ from cli.common import (
     reader_option,
     reading,
     runner,
+    safe_text,
     subject_ref,
     writing,
 )
@@ -117,7 +118,7 @@ def history(subject_text: str, as_of: str | None, known_at: str | None, reader_t
     if as_json:
         click.echo(json.dumps(state, ensure_ascii=False, indent=2))
     else:
-        click.echo(render_state(state))
+        click.echo(safe_text(render_state(state)))
 
 
 @credit.command()
@@ -193,7 +194,7 @@ def diff(subject_text: str, start: str, end: str | None, known_at: str | None,
     lines.append(f"signed events in between ({len(result['events'])}):")
     lines += [f"  #{e['notification_id']} {e['effective_on']} {e['event']} by {e['actor']} "
               f"(key {e['kid']}, recorded {e['recorded_at'][:19]})" for e in result["events"]]
-    click.echo("\n".join(lines))
+    click.echo(safe_text("\n".join(lines)))
 
 
 @credit.command()
@@ -209,9 +210,14 @@ def project(names: tuple[str, ...], follow: bool, interval: float, show_status: 
         run = runner(ledger)
         if show_status:
             rows = run.status()
+            stored_faults = run.faults()
             if as_json:
-                emit(as_json, {"projections": rows}, "")
+                emit(as_json, {"projections": rows, "faults": stored_faults}, "")
             else:
+                for f in stored_faults:
+                    click.echo(f"fault: {f['projection']} could not store {f['subject']} at "
+                               f"position {f['position']}: {f['reason']} (fix, then `credit "
+                               "rebuild`)", err=True)
                 print_table(["read model", "generation", "position", "as of", "behind"],
                             [[r["name"], r["generation"], r["position"], r["as_of"], r["behind"]]
                              for r in rows])

@@ -33,8 +33,9 @@ from keys.signer import b64, fingerprint
 from ledger import tables as ledger_tables
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.fact_queries import iter_subject_facts, read_facts_of
+from ledger.recorder import LedgerCorrupted
 from ledger.storage import prepare_database
-from projections.schema import TABLES, positions, positions_metadata, tables_of
+from projections.schema import TABLES, faults, positions, positions_metadata, tables_of
 from projections.subjects import RowBuffer, rows_of, states
 from proofs.registry_replay import RegistryReplay
 
@@ -110,15 +111,59 @@ class ProjectionRunner:
         return result
 
     def step(self, name: str, today: date) -> Step:
-        """One transaction: lock, apply one batch (or recompute due subjects), move the position."""
-        with self.engine.begin() as conn:
-            generation, position, as_of = self._lock(conn, name)
-            with self._reader(conn) as reader:
-                step = PROJECTORS[name](self, conn, reader, tables_of(name, generation), position,
-                                        as_of, today)
-            conn.execute(update(positions).where(positions.c.name == name).values(
-                position=step.position, as_of=today, updated_at=_now()))
+        """One transaction: lock, apply one batch (or recompute due subjects), move the position.
+        A batch the subjects projection cannot store is done again subject by subject, and
+        what still fails is recorded as a fault and skipped: a read model never blocks."""
+        try:
+            with self.engine.begin() as conn:
+                generation, position, as_of = self._lock(conn, name)
+                with self._reader(conn) as reader:
+                    step = PROJECTORS[name](self, conn, reader, tables_of(name, generation),
+                                            position, as_of, today)
+                conn.execute(update(positions).where(positions.c.name == name).values(
+                    position=step.position, as_of=today, updated_at=_now()))
+        except Exception:
+            if name != "subjects":
+                raise
+            return self._step_isolating_faults(today)
         return step
+
+    def _step_isolating_faults(self, today: date) -> Step:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(positions).where(positions.c.name == "subjects")
+                               ).mappings().one()
+        generation, position = int(row["generation"]), int(row["position"])
+        tables = tables_of("subjects", generation)
+        log = ledger_tables.log
+        with self.ledger.engine.connect() as reader:
+            rows = reader.execute(select(log.c.position, log.c.subject).where(
+                log.c.position > position).order_by(log.c.position).limit(BATCH)).all()
+        if not rows:
+            raise LedgerCorrupted("the subjects read model failed with no event to apply")
+        until = rows[-1][0]
+        for subject in sorted({s for _, s in rows if s}):
+            try:
+                with self.engine.begin() as conn, self._reader(conn) as reader:
+                    _recompute(self, conn, reader, tables, [subject], until, today)
+            except Exception as exc:
+                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:480]
+                with self.engine.begin() as conn:
+                    conn.execute(delete(faults).where(faults.c.projection == "subjects",
+                                                      faults.c.subject == subject))
+                    conn.execute(insert(faults).values(
+                        projection="subjects", subject=subject, position=until,
+                        reason=f"{type(exc).__name__}: {reason}", recorded_at=_now()))
+        with self.engine.begin() as conn:
+            conn.execute(update(positions).where(positions.c.name == "subjects").values(
+                position=until, as_of=today, updated_at=_now()))
+        return Step(until, len(rows))
+
+    def faults(self) -> list[dict[str, Any]]:
+        """What the read models could not store (masked subjects)."""
+        self.setup()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(faults).order_by(faults.c.position)).mappings().all()
+        return [{**row, "subject": mask_subject_key(row["subject"])} for row in rows]
 
     def follow(self, names: list[str] | None = None, interval: float = 1.0,
                stop: Callable[[], bool] | None = None) -> None:
@@ -153,6 +198,7 @@ class ProjectionRunner:
                         break
             self._point_views(conn, name, new)
             self._drop(conn, name, generation)
+            conn.execute(delete(faults).where(faults.c.projection == name))  # all stored now
             conn.execute(update(positions).where(positions.c.name == name).values(
                 generation=new, position=position, as_of=day, updated_at=_now()))
         return Step(position, 0)

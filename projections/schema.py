@@ -39,6 +39,19 @@ positions = Table(
 )
 
 
+# What a projection could not store (a poison event, a bug): recorded, skipped, shown by
+# `credit project --status` and `credit verify --projections`; cleared when a rebuild stores it.
+faults = Table(
+    "proj_faults",
+    positions_metadata,
+    Column("projection", String(32), primary_key=True),
+    Column("subject", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+)
+
+
 def _subjects(md: MetaData, g: int) -> list[Table]:
     subjects = Table(
         f"proj_subjects_g{g}", md,

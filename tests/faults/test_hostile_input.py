@@ -117,3 +117,8 @@ def test_any_bytes_are_refused_by_line_or_imported_never_a_traceback(
             importer.validate(path, "csv" if as_csv else "jsonl")
         except ImportRefused as refused:
             assert refused.errors and all(e.line >= 1 for e in refused.errors)
+
+
+def test_data_printed_as_text_carries_no_terminal_control_sequence() -> None:
+    from cli.common import safe_text
+    assert safe_text("杭州\x1b]0;pwned\x07公司\x9b2J\n第二行\t列") == "杭州]0;pwned公司2J\n第二行\t列"
