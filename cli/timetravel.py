@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import time
 from datetime import datetime
 from typing import Any
@@ -223,11 +225,15 @@ def project(names: tuple[str, ...], follow: bool, interval: float, show_status: 
                              for r in rows])
             return
         if follow:
-            click.echo(f"following {', '.join(names or TABLES)} (Ctrl-C to stop)", err=True)
-            try:
+            click.echo(f"following {', '.join(names or TABLES)} (Ctrl-C or SIGTERM to stop)",
+                       err=True)
+            # SIGTERM (a service manager stopping it) stops it as Ctrl-C does: a step is one
+            # transaction, so one interrupted is rolled back and nothing is left half applied
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            with contextlib.suppress(KeyboardInterrupt):
                 run.follow(list(names) or None, interval)
-            except KeyboardInterrupt:
-                return
+            click.echo("stopped following", err=True)
+            return
         started = time.perf_counter()
         with progress_bar("projecting", None) as progress:
             positions = run.catch_up(list(names) or None, progress=progress)

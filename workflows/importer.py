@@ -356,7 +356,6 @@ class Importer:
         """Write every row, in batches, in one transaction."""
         summary = ImportSummary()
         errors: list[RowError] = []
-        before = self.ledger.event_count()
         with self.ledger.recorder.bulk():
             batch: list[RecordSubmission] = []
             for row in read_rows(path, fmt, errors):
@@ -377,7 +376,9 @@ class Importer:
                 self._submit(batch, summary)
             if errors:  # the file changed between the passes
                 raise ImportRefused(path, errors)
-        summary.events = self.ledger.event_count() - before
+        # this import's own events (others may write meanwhile): one per row, one per new subject
+        summary.events = (summary.submitted + summary.corrected + summary.revoked
+                          + summary.subjects_registered)
         return summary
 
     def _submit(self, batch: list[RecordSubmission], summary: ImportSummary) -> None:
