@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from domain.clock import naive_utc
 from domain.identifiers import mask_subject_key
@@ -42,6 +43,14 @@ from proofs.registry_replay import RegistryReplay
 BATCH = 5000
 DUE_BATCH = 1000
 Progress = Callable[[int], None]
+
+
+# Errors a subject's data causes (a value the database refuses — PostgreSQL's NUL is a
+# ValueError —, a reducer that cannot read it): recorded as faults. Anything else (a lost
+# connection, a crash, an interrupt) is no fault of the data: it propagates, and the step is
+# rolled back whole to be done again.
+POISON: tuple[type[BaseException], ...] = (ValueError, TypeError, LookupError, ArithmeticError,
+                                           DataError, IntegrityError)
 
 
 @dataclass
@@ -122,7 +131,7 @@ class ProjectionRunner:
                                             position, as_of, today)
                 conn.execute(update(positions).where(positions.c.name == name).values(
                     position=step.position, as_of=today, updated_at=_now()))
-        except Exception:
+        except POISON:
             if name != "subjects":
                 raise
             return self._step_isolating_faults(today)
@@ -145,7 +154,7 @@ class ProjectionRunner:
             try:
                 with self.engine.begin() as conn, self._reader(conn) as reader:
                     _recompute(self, conn, reader, tables, [subject], until, today)
-            except Exception as exc:
+            except POISON as exc:  # recorded, named, and skipped
                 reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:480]
                 with self.engine.begin() as conn:
                     conn.execute(delete(faults).where(faults.c.projection == "subjects",
