@@ -31,9 +31,21 @@ from ledger.application import CreditLedger
 from ledger.settings import Settings
 from workflows.services import CreditServices, RecordSubmission
 
-PG_ADMIN_URL = os.environ.get(
-    "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+
+def _without_ssl(url: str) -> str:
+    """The tests' server is local. Without SSL, libpq does not initialise OpenSSL per connection:
+    psycopg2-binary's libpq has crashed (SIGSEGV) when threads (the database pool below) and
+    the tests connected at the same moment while it did."""
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        parsed = parsed.update_query_dict({"sslmode": "disable"})
+    return parsed.render_as_string(hide_password=False)
+
+
+PG_ADMIN_URL = _without_ssl(os.environ.get(
+    "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
+# The pool's threads connect one at a time.
+_ADMIN_LOCK = threading.Lock()
 PASSPHRASE = "test-passphrase-0123456789"
 # Key files are written with 2,048 PBKDF2 rounds in tests (600,000 otherwise): a cost, not a
 # format, and thousands of keys are made and opened here.
@@ -78,7 +90,7 @@ def create_pg_database(template: str | None = None) -> str:
     name = f"credit_test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as conn:
+        with _ADMIN_LOCK, engine.connect() as conn:
             suffix = f" TEMPLATE {template}" if template else ""
             conn.execute(text(f"CREATE DATABASE {name}{suffix}"))
             # A test database need not survive a power cut: commits skip waiting for the disk
@@ -92,7 +104,7 @@ def create_pg_database(template: str | None = None) -> str:
 def drop_pg_database(name: str) -> None:
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as conn:
+        with _ADMIN_LOCK, engine.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     finally:
         engine.dispose()
