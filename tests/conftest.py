@@ -44,8 +44,11 @@ def _without_ssl(url: str) -> str:
 
 PG_ADMIN_URL = _without_ssl(os.environ.get(
     "CREDIT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
-# The pool's threads connect one at a time.
-_ADMIN_LOCK = threading.Lock()
+# Held while the pool's threads connect (one at a time), and while a test changes the process's
+# environment (click's CliRunner sets CREDIT_* variables): libpq reads the environment as it
+# connects, and a setenv racing that getenv crashed the process (SIGSEGV in psycopg2.connect).
+ENVIRONMENT_LOCK = threading.Lock()
+_ADMIN_LOCK = ENVIRONMENT_LOCK
 PASSPHRASE = "test-passphrase-0123456789"
 # Key files are written with 2,048 PBKDF2 rounds in tests (600,000 otherwise): a cost, not a
 # format, and thousands of keys are made and opened here.

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from cli.main import credit as credit_command
 from domain.authorities import LINAN_AUTHORITIES
 from keys.store import secret_variable
-from tests.conftest import PASSPHRASE, TEST_KDF_ITERATIONS
+from tests.conftest import ENVIRONMENT_LOCK, PASSPHRASE, TEST_KDF_ITERATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,8 @@ class Credit:
         # every other CREDIT_ variable unset, as in the subprocess's environment
         unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("CREDIT_")}
         runner = CliRunner(env={**unset, **self.config})
-        result = runner.invoke(credit_command, list(args), prog_name="credit")
+        with ENVIRONMENT_LOCK:  # no background connect while the environment changes
+            result = runner.invoke(credit_command, list(args), prog_name="credit")
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception  # a bug: its traceback, not an exit code
         return subprocess.CompletedProcess(["credit", *args], result.exit_code, result.stdout,
