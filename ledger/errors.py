@@ -19,6 +19,15 @@ class NoLedgerHere(LedgerError):
                          "there first (or check CREDIT_DATABASE_URL)")
 
 
+class SubjectRegisteredMeanwhile(LedgerError):
+    """Another writer registered a subject this batch also registers: not a duplicate record."""
+
+    def __init__(self, subjects: list[str]) -> None:
+        super().__init__(
+            f"subject {', '.join(sorted(subjects))} was registered by another writer while this "
+            "one ran; nothing was written: run it again (it will find the subject registered)")
+
+
 class NotInitialised(LedgerError):
     def __init__(self) -> None:
         super().__init__("the ledger has no platform key yet: run `credit init` first")

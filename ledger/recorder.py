@@ -141,6 +141,11 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self._committed(checkpoint)
         return notification_ids
 
+    @property
+    def in_bulk(self) -> bool:
+        """Inside a bulk transaction (an import): a failed statement may have ended it."""
+        return self._bulk_depth > 0
+
     def _committed(self, checkpoint: Checkpoint) -> None:
         if self._bulk_depth:
             self._pending_signed = checkpoint  # told when the whole bulk transaction commits

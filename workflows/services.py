@@ -26,7 +26,7 @@ from domain.history import (
     effective_day,
     related_aggregates,
 )
-from domain.identifiers import SubjectRef
+from domain.identifiers import SubjectRef, mask_subject_key
 from domain.listings import Listing, ListingRuleBroken, check_basis, listing_id
 from domain.objections import Objection, objection_id
 from domain.periods import add_months
@@ -38,7 +38,13 @@ from domain.repairs import RecordFacts, RepairApplication, RuleCheck, repair_id
 from domain.state import objections_on, subject_state
 from domain.subjects import Subject, subject_id
 from ledger.application import CreditLedger
-from ledger.errors import LedgerError, RecordAlreadySubmitted, SubjectNotRegistered
+from ledger.errors import (
+    AlreadyRecorded,
+    LedgerError,
+    RecordAlreadySubmitted,
+    SubjectNotRegistered,
+    SubjectRegisteredMeanwhile,
+)
 from workflows.policy_files import bundled_policies
 
 
@@ -153,10 +159,31 @@ class CreditServices:
         ids = [e.originator_id for e in events]
         if len(set(ids)) != len(ids):
             raise RecordAlreadySubmitted("the batch submits the same record twice")
-        self.ledger.save_new(*self.new_subjects(batch), *events,
-                             what="a record with the same department, item, decision number "
-                                  "and subject")
+        for attempt in (1, 2):
+            registrations = self.new_subjects(batch)
+            try:
+                self.ledger.save_new(*registrations, *events,
+                                     what="a record with the same department, item, decision "
+                                          "number and subject")
+                return ids
+            except AlreadyRecorded:
+                if not registrations or not self._registered_meanwhile(registrations, ids):
+                    raise
+                if attempt == 2 or self.ledger.recorder.in_bulk:
+                    raise SubjectRegisteredMeanwhile(
+                        [mask_subject_key(r.subject) for r in registrations]) from None
+                # another writer registered the subject since we looked: once more, without it
         return ids
+
+    def _registered_meanwhile(self, registrations: Sequence[Subject],
+                              record_ids: Sequence[UUID]) -> bool:
+        """Whether a save refused as a duplicate clashed on a subject registration, not on a
+        record: none of the records exists, and one of the subjects does."""
+        try:
+            return (not self.ledger.existing(record_ids)
+                    and bool(self.ledger.existing(r.id for r in registrations)))
+        except Exception:
+            return True
 
     def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[Subject]:
         """Registrations for the batch's subjects the ledger does not know yet."""
