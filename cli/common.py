@@ -33,11 +33,16 @@ class CreditGroup(click.Group):
 
 def one_sentence(exc: BaseException) -> str:
     """A user error as one sentence: a busy SQLite database says what happened, not its SQL."""
-    text_ = str(exc)
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
     if "database is locked" in text_:
         return ("the ledger is busy: another writer held it longer than this command waits; "
                 "nothing was written: run the command again")
-    return text_.splitlines()[0] if "\n[SQL:" in text_ else text_
+    if "readonly database" in text_ or "read-only" in text_:
+        return f"the database cannot be written (it is read-only): {text_.splitlines()[0]}"
+    if "disk I/O error" in text_ or "No space left" in text_ or "database or disk is full" in text_:
+        return (f"the database could not write to its disk (full, or failing): "
+                f"{text_.splitlines()[0]}; nothing of this command was written")
+    return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
 @click.group(cls=CreditGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from eventsourcing.persistence import PersistenceError
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 
 from domain.base import DomainError
 from domain.identifiers import InvalidIdentifier
@@ -33,6 +34,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     LedgerError, DomainError, KeyStoreError, KeyRegistryError, StoreUnavailable,
     LedgerCorrupted, InvalidIdentifier, UnsignableEvent, PersistenceError, PolicyError,
     NoPolicyInForce,
+    # the database refusing to work (read-only file, full disk, lost connection): the
+    # environment's fault, said in one sentence
+    DatabaseOperationalError,
 )
 
 

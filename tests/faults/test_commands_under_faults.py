@@ -86,3 +86,22 @@ def test_a_writer_that_waits_too_long_for_a_busy_sqlite_ledger_says_nothing_was_
                                    "command again")
     assert busy_ledger.events() == before
     busy_ledger(*SUBMIT)
+
+
+def test_database_refusals_are_one_sentence_saying_what_happened() -> None:
+    # (a read-only file cannot be made read-only for the root user the tests run as: the
+    # driver's own errors are given to the sentence-maker directly)
+    import sqlite3 as driver
+
+    from sqlalchemy.exc import OperationalError
+
+    from cli.common import one_sentence
+
+    def refusal(message: str) -> OperationalError:
+        return OperationalError("INSERT INTO credit_events …", {}, driver.OperationalError(message))
+
+    assert one_sentence(refusal("attempt to write a readonly database")).startswith(
+        "the database cannot be written (it is read-only)")
+    assert one_sentence(refusal("database or disk is full")).endswith(
+        "nothing of this command was written")
+    assert "\n" not in one_sentence(refusal("disk I/O error\n[SQL: INSERT …]"))
