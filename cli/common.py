@@ -42,7 +42,9 @@ def one_sentence(exc: BaseException) -> str:
     if "disk I/O error" in text_ or "No space left" in text_ or "database or disk is full" in text_:
         return (f"the database could not write to its disk (full, or failing): "
                 f"{text_.splitlines()[0]}; nothing of this command was written")
-    return text_.splitlines()[0] if text_ else type(exc).__name__
+    if getattr(exc, "orig", None) is not None or "\n[SQL:" in text_:
+        return text_.splitlines()[0] if text_ else type(exc).__name__
+    return text_  # our own messages may list several lines (an import's bad rows)
 
 
 @click.group(cls=CreditGroup, context_settings={"help_option_names": ["-h", "--help"]})
