@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -63,6 +63,12 @@ class CheckpointSigner(Protocol):
 
 class StoreRolledBack(LedgerCorrupted):
     """The store does not extend the last checkpoint the platform signed: nothing is signed."""
+
+
+# Writers date and sign their events before they wait for the write lock, so an event may follow
+# one dated a little later by a writer that got the lock first. Up to this much is such a wait;
+# anything older is a back-dated event, refused here and named by `credit verify`.
+TIME_TOLERANCE = timedelta(hours=1)
 
 
 class TimeGoesBack(LedgerCorrupted):
@@ -239,7 +245,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             else:  # the latest time of the batches before (a batch's order may differ)
                 before = tx.execute(select(func.max(tables.log.c.recorded_at))
                                     .where(tables.log.c.position >= max(0, size - 1000))).scalar()
-            if before is not None and earliest < before:
+            if before is not None and earliest < before - TIME_TOLERANCE:
                 raise TimeGoesBack(f"an event recorded at {earliest.isoformat()} UTC would follow "
                                    f"one recorded at {before.isoformat()} UTC: the ledger's time "
                                    "only moves forward; nothing was written")

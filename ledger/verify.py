@@ -42,6 +42,7 @@ from domain.identifiers import mask_subject_key
 from keys.registry import KeyRegistry
 from keys.signer import b64
 from ledger import tables
+from ledger.recorder import TIME_TOLERANCE
 from ledger.tables import stored_nodes
 from proofs import chain_map, envelope, merkle
 from proofs.checkpoint import Checkpoint
@@ -162,6 +163,7 @@ class LedgerVerifier:
         self.signed_record = signed_record
         self._record_root: bytes | None = None
         self._time_floor = ""  # the latest event time of the windows already closed
+        self._time_floor_tolerated = ""  # less the time a writer may wait for the lock
         self._window_latest = ""
 
     def count_events(self) -> int:
@@ -346,7 +348,7 @@ class LedgerVerifier:
             at = envelope.header_fields(state)[1]
         except ValueError:
             return  # the envelope check reports it
-        if at < self._time_floor:
+        if at < self._time_floor_tolerated:
             self.failures.add(TimeWentBack(f"recorded at {at}, before {self._time_floor}, the "
                                            "time of an event committed before it", nid, oid,
                                            version))
@@ -365,6 +367,9 @@ class LedgerVerifier:
                 f"checkpoint {seq} is dated {issued}, not after the checkpoint before it "
                 f"({envelope.format_instant(previous.issued_at)})", last_nid))
         self._time_floor = max(self._time_floor, self._window_latest)
+        if self._time_floor:
+            self._time_floor_tolerated = envelope.format_instant(
+                envelope.parse_instant(self._time_floor) - TIME_TOLERANCE)
 
     def _check_signed_record(self, size: int) -> None:
         record = self.signed_record
