@@ -36,7 +36,6 @@ from ledger.errors import (
     AlreadyRecorded,
     AuthorityAlreadyRegistered,
     LedgerError,
-    NoLedgerHere,
     NotFound,
     NotInitialised,
 )
@@ -45,13 +44,13 @@ from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
 from ledger.signing import SigningEventStore, SigningSession
-from ledger.storage import ledger_exists, prepare_database, redacted
+from ledger.storage import LEDGER_TABLE, prepare_database
 from proofs.checkpoint import Checkpoint, make_checkpoint, parse_checkpoint
 from proofs.envelope import format_instant
 from proofs.failures import MalformedCheckpoint
 from proofs.registry_replay import RegistryReplay
 
-EVENTS_TABLE = "credit_events"
+EVENTS_TABLE = LEDGER_TABLE
 A = TypeVar("A", bound=LedgerAggregate)
 _REFRESHED_STREAMS = (Authority.__name__, PolicyVersion.__name__)
 _LATEST_KEY_OR_POLICY = text(
@@ -77,9 +76,7 @@ class CreditLedger(Application[UUID]):
         self._write_lock = threading.RLock()
         self._last_signed_at: datetime | None = None
         self._unit: dict[Any, LedgerAggregate | LedgerAggregate.Event] | None = None
-        url = prepare_database(settings.database_url)
-        if not settings.create and not ledger_exists(url):
-            raise NoLedgerHere(redacted(settings.database_url))
+        url = prepare_database(settings.database_url, require_ledger=not settings.create)
         super().__init__(env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
             "SQLALCHEMY_URL": url,

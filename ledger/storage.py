@@ -8,6 +8,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from ledger.errors import NoLedgerHere
+
 
 class StoreUnavailable(Exception):
     """The database named by CREDIT_DATABASE_URL cannot be used; the message says why."""
@@ -40,17 +42,12 @@ def parse_database_url(url: str) -> URL:
 SQLITE_BUSY_SECONDS = 120
 
 
-def ledger_exists(url: str) -> bool:
-    """Whether the database holds a ledger (its events table)."""
-    engine = create_engine(url)
-    try:
-        return inspect(engine).has_table("credit_events")
-    finally:
-        engine.dispose()
+LEDGER_TABLE = "credit_events"  # a database holds a ledger when it holds this table
 
 
-def prepare_database(url: str) -> str:
-    """Check the database can be reached (creating a SQLite file's folder); return the URL."""
+def prepare_database(url: str, *, require_ledger: bool = False) -> str:
+    """Check the database can be reached (creating a SQLite file's folder) and, with
+    ``require_ledger``, that it holds a ledger (on the same connection); return the URL."""
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
         parsed = parsed.update_query_dict({"timeout": str(SQLITE_BUSY_SECONDS)})
@@ -72,6 +69,8 @@ def prepare_database(url: str) -> str:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+            if require_ledger and not inspect(connection).has_table(LEDGER_TABLE):
+                raise NoLedgerHere(redacted(parsed))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise StoreUnavailable(f"cannot connect to {redacted(parsed)}: {reason}") from exc

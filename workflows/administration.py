@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine
 
 from domain import clock
 from domain.authorities import CREDIT_OFFICE, LINAN_AUTHORITIES, AuthorityProfile
@@ -17,15 +17,11 @@ from ledger import tables
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.errors import LedgerError
 from ledger.settings import Settings
-from ledger.storage import prepare_database, redacted
+from ledger.storage import prepare_database
 from ledger.verify import LedgerVerifier, VerifyReport
 from proofs.checkpoint import Checkpoint, parse_checkpoint
 from workflows.extracts import TrustedKeyUnreadable
 from workflows.services import CreditServices
-
-
-class NoLedger(LedgerError):
-    """There is nothing to verify at the configured database."""
 
 
 def initialise_city(ledger: CreditLedger) -> tuple[list[str], list[str]]:
@@ -114,11 +110,8 @@ class StoreVerification:
 
     def __init__(self, settings: Settings, trusted: Sequence[bytes] | None) -> None:
         self.settings = settings
-        self.engine = create_engine(prepare_database(settings.database_url))
-        if not inspect(self.engine).has_table(EVENTS_TABLE):
-            self.engine.dispose()
-            raise NoLedger(f"there is no ledger at {redacted(settings.database_url)}: "
-                           "run `credit init` or `credit demo` first")
+        self.engine = create_engine(prepare_database(settings.database_url,
+                                                     require_ledger=True))
         note = KeyStore(settings.keys_dir, None).last_signed()
         self.verifier = LedgerVerifier(self.engine, tables.events_table(EVENTS_TABLE),
                                        trusted_platform_keys=trusted,

@@ -53,7 +53,7 @@ def test_an_empty_database_url_is_refused_not_taken_for_the_default(credit: Cred
 
 @pytest.mark.parametrize("command", [("lookup", "杭州"), ("history", "91350100M000100Y43"),
                                      ("project", "--status"), ("checkpoints",),
-                                     ("keys", "list")])
+                                     ("keys", "list"), ("verify",)])
 def test_a_read_against_a_database_without_a_ledger_says_so_and_creates_nothing(
         credit: Credit, command: tuple[str, ...]) -> None:
     refused = credit(*command, ok=False)

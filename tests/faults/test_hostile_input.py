@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,16 +15,9 @@ from domain import clock
 from ledger.application import CreditLedger
 from tests.conftest import at
 from tests.e2e.test_cli import Credit
+from tests.integration.test_import import row
 from workflows.importer import MAX_LINE_BYTES, Importer, ImportRefused
 from workflows.services import CreditServices
-
-
-def row(n: int, **changes: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {"subject": "uscc:91350100M000100Y43", "subject_name": "测试公司",
-                              "item_code": "TAX-PENALTY", "decision_number": f"临税罚〔2026〕{n}号",
-                              "decision_date": "2026-05-01", "summary": "逾期申报"}
-    values.update(changes)
-    return values
 
 
 def refused_lines(services: CreditServices, path: Path) -> dict[int, str]:
