@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,19 +32,36 @@ class CreditGroup(click.Group):
             fail(one_sentence(exc))
 
 
+# What drivers say when the connection to the database went away mid-command (the server
+# restarted, the backend was terminated, the network dropped).
+_LOST_CONNECTION = ("connection already closed", "server closed the connection",
+                    "terminating connection", "connection is closed", "could not receive data",
+                    "could not send data", "SSL SYSCALL error", "connection was lost")
+
+
 def one_sentence(exc: BaseException) -> str:
-    """A user error as one sentence: a busy SQLite database says what happened, not its SQL."""
+    """A user error as one sentence: a refusing or vanished database says what happened, not
+    its SQL or the driver's help links."""
     text_ = str(getattr(exc, "orig", None) or exc).strip()
+    # the driver's first line, without SQLAlchemy's "(psycopg2.OperationalError) " prefix
+    first = re.sub(r"^\([\w.]+\) ", "", text_.splitlines()[0]) if text_ else type(exc).__name__
     if "database is locked" in text_:
         return ("the ledger is busy: another writer held it longer than this command waits; "
                 "nothing was written: run the command again")
     if "readonly database" in text_ or "read-only" in text_:
-        return f"the database cannot be written (it is read-only): {text_.splitlines()[0]}"
+        return f"the database cannot be written (it is read-only): {first}"
     if "disk I/O error" in text_ or "No space left" in text_ or "database or disk is full" in text_:
         return (f"the database could not write to its disk (full, or failing): "
-                f"{text_.splitlines()[0]}; nothing of this command was written")
-    if getattr(exc, "orig", None) is not None or "\n[SQL:" in text_:
-        return text_.splitlines()[0] if text_ else type(exc).__name__
+                f"{first}; nothing of this command was written")
+    if getattr(exc, "connection_invalidated", False) or any(
+            lost in text_ for lost in _LOST_CONNECTION):
+        # a commit whose reply was lost may have landed: so not "nothing was written"
+        return (f"the connection to the database was lost ({first}): what this command had not "
+                f"committed is rolled back by the database; running it again is safe (what is "
+                f"already in the ledger is refused, never written twice)")
+    if (getattr(exc, "orig", None) is not None or "\n[SQL:" in text_
+            or "\n(Background on this error" in text_):
+        return first
     return text_  # our own messages may list several lines (an import's bad rows)
 
 

@@ -10,10 +10,13 @@ batch of events. eventsourcing has no SQLite subscriptions, so the runner polls;
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import random
 import select as io_select
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -182,9 +185,13 @@ class ProjectionRunner:
                 self.catch_up(names)
                 wait(interval)
 
-    def rebuild(self, name: str, today: date | None = None,
-                progress: Progress | None = None) -> Step:
-        """Build a new generation from scratch while the live one serves, then switch to it."""
+    def rebuild(self, name: str, today: date | None = None, progress: Progress | None = None,
+                workers: int | None = None) -> Step:
+        """Build a new generation from scratch while the live one serves, then switch to it.
+
+        ``workers``: processes filling the subjects (None: one per CPU, on a store of
+        ``PARALLEL_FROM`` events or more). A generation left half built by a killed rebuild is
+        dropped here before it is built again."""
         self.setup()
         self.ledger.refresh()
         day = today or today_in_china()
@@ -195,7 +202,7 @@ class ProjectionRunner:
             self._create(conn, name, new)
         fresh = tables_of(name, new)
         start = self._last_checkpoint() if name == "checkpoints" else self._log_end()
-        FILLERS[name](self, fresh, start, day, progress)
+        FILLERS[name](self, fresh, start, day, progress, workers)
         with self.engine.begin() as conn:
             self._lock(conn, name)
             position = start
@@ -369,7 +376,7 @@ PARALLEL_FROM = 40_000  # events; below this, starting worker processes costs mo
 
 
 def _subjects_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
-                   progress: Progress | None) -> None:
+                   progress: Progress | None, workers: int | None) -> None:
     """Every subject, streamed through the subject index and written in chunks; on a large store,
     by worker processes each taking one range of subject keys."""
     policy = runner.policy_facts(until)
@@ -377,8 +384,9 @@ def _subjects_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int,
     with runner.ledger.engine.connect() as reader:
         events = int(reader.execute(select(func.count()).select_from(log).where(
             log.c.subject.is_not(None), log.c.position <= until)).scalar() or 0)
-        workers = os.cpu_count() or 1
-        if events < PARALLEL_FROM or workers < 2:
+        if workers is None:
+            workers = (os.cpu_count() or 1) if events >= PARALLEL_FROM else 1
+        if workers < 2 or events == 0:
             fill_subjects(reader, runner.engine, tables, until, today, policy, progress=progress)
             return
         bounds: list[str | None] = [None]
@@ -391,14 +399,38 @@ def _subjects_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int,
     target_url = runner.engine.url.render_as_string(hide_password=False)
     generation = int(next(iter(tables.values())).name.rsplit("_g", 1)[1])
     done = 0
-    with ProcessPoolExecutor(max_workers=workers,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(fill_range, ledger_url, target_url, generation, until, today,
                                policy, bounds[i], bounds[i + 1]) for i in range(workers)]
         for future in as_completed(futures):
             done += future.result()
             if progress is not None:
                 progress(done)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """A rebuild worker's first act: die when the rebuilding process dies, so a killed rebuild
+    leaves no process writing into its half-built generation. On Linux the kernel sends the
+    SIGKILL; elsewhere a thread watches for the parent to go."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        armed = False
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def fill_subjects(reader: Connection, target: Engine, tables: dict[str, Any], until: int,
@@ -486,7 +518,7 @@ def _keys_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
 
 
 def _keys_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
-               progress: Progress | None) -> None:
+               progress: Progress | None, workers: int | None) -> None:
     with runner.ledger.engine.connect() as reader:
         rows = _keys_rows(runner, reader, until, today)
     with runner.engine.begin() as conn:
@@ -513,8 +545,8 @@ def _checkpoints_step(runner: ProjectionRunner, conn: Connection, reader: Connec
     return Step(int(rows[-1][0]), len(rows))
 
 
-def _checkpoints_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
-                      progress: Progress | None) -> None:
+def _checkpoints_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int,
+                      today: date, progress: Progress | None, workers: int | None) -> None:
     position = -1
     with runner.ledger.engine.connect() as reader:
         while position < until:

@@ -178,11 +178,10 @@ def test_status_reports_positions_and_lag(ledger: CreditLedger, services: Credit
 
 
 def test_a_rebuild_by_worker_processes_equals_one_by_a_single_process(
-        ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: CreditLedger) -> None:
     runner = ProjectionRunner(ledger)
     build_city(ledger)
     runner.rebuild("subjects", today=TODAY)
     single = snapshot(ledger.engine)
-    monkeypatch.setattr(runner_module, "PARALLEL_FROM", 0)
-    runner.rebuild("subjects", today=TODAY)
+    runner.rebuild("subjects", today=TODAY, workers=3)
     assert snapshot(ledger.engine) == single
