@@ -5,11 +5,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= $(or $(CREDIT_WEB_PORT),5000)
 
 .PHONY: run test lint typecheck unit bench clean help verifier
 
 help:
-	@echo "make run    set up, load the demo city into var/, verify it"
+	@echo "make run    set up, load the demo city into var/, verify it, serve it on :5000"
 	@echo "make test   set up, run lint, type checks and every test"
 	@echo "make bench  ingest and verify benchmark (BENCH_ARGS='--db postgresql --events N')"
 
@@ -28,6 +29,8 @@ run: $(STAMP)
 	@echo "  CREDIT_DEVELOPMENT_SECRETS=1 $(BIN)/credit extract SUBJECT -o var/extract.json --as credit-office --purpose 演示"
 	@echo "    (signing needs the acting authority's secret; the demo's are development ones);"
 	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
+	@echo "Serving the 信用临安 window (CREDIT_WEB_PORT=$(PORT)); Ctrl-C stops it."
+	@CREDIT_DEVELOPMENT_SECRETS=1 $(BIN)/credit serve --port $(PORT) || [ $$? -eq 130 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

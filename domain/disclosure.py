@@ -49,3 +49,20 @@ def returned_summary(state: dict[str, Any]) -> str:
             f"{len(state['records'])} records, {len(state['listings'])} listings, "
             f"{len(state['objections'])} objections, {len(state['repairs'])} repairs, "
             f"grade {state['grade']['grade']}")
+
+
+class NotWhollyPublic(DomainError):
+    """A signed extract carries every event of a file; the public may take it only when the
+    public window shows all of them."""
+
+    def __init__(self) -> None:
+        super().__init__("this file holds records or applications that are no longer public: "
+                         "its signed report is given to the subject itself and to authorised "
+                         "bodies only")
+
+
+def wholly_public(state: dict[str, Any]) -> bool:
+    """Whether the public sees everything the subject's signed file holds: an enterprise with
+    every record public and no objection or repair application."""
+    return (not is_person(state["subject"]) and not state["objections"]
+            and not state["repairs"] and all(r["public"] for r in state["records"]))

@@ -66,6 +66,9 @@ COMMANDS: dict[str, Permission] = {
     "extract.issue": _p("credit_office court auditor subject",
                         "issue a signed extract of a subject's whole history (a subject: its "
                         "own; logged)"),
+    "extract.public": _p("public", "take the signed report of an enterprise whose whole file "
+                                   "is public: nothing in its signed history that the public "
+                                   "window hides (logged)"),
 }
 
 # What is done outside the ledger's commands, for the written matrix.

@@ -535,11 +535,30 @@ def subject_state(subject: str, facts: Iterable[Fact], policy_facts: Iterable[Fa
     """The subject's records, objections, repairs, listings, commitments and grade on ``as_of``,
     as the ledger knew them at ``known_at`` (default: the end of ``as_of``)."""
     known = known_at if known_at is not None else end_of_day(as_of)
+    replay, book = _replayed(subject, facts, policy_facts, known)
+    return _state_on(subject, replay, book, as_of, known)
+
+
+def states_on(subject: str, facts: Iterable[Fact], policy_facts: Iterable[Fact],
+              days: Iterable[date], known_at: datetime) -> list[dict[str, Any]]:
+    """``subject_state`` on each of ``days``, all as known at ``known_at``: the events are
+    replayed once, and only the view is made for each day (a chart of the grade over time)."""
+    replay, book = _replayed(subject, facts, policy_facts, known_at)
+    return [_state_on(subject, replay, book, day, known_at) for day in days]
+
+
+def _replayed(subject: str, facts: Iterable[Fact], policy_facts: Iterable[Fact],
+              known: datetime) -> tuple[_Replay, PolicyBook]:
     book = policy_book(policy_facts, known)
     replay = _Replay(subject)
     for fact in sorted(facts, key=lambda f: f.position):
         if fact.recorded_at <= known:
             replay.apply(fact)
+    return replay, book
+
+
+def _state_on(subject: str, replay: _Replay, book: PolicyBook, as_of: date,
+              known: datetime) -> dict[str, Any]:
     person = subject.startswith("rid:")
     names = [n for on, n in replay.names if on <= as_of] or [n for _, n in replay.names[:1]]
     objections = [_objection_view(o, as_of) for o in replay.objections.values()

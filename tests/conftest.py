@@ -15,8 +15,8 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,9 @@ from domain.identifiers import SubjectRef
 from keys.store import KeyStore
 from ledger.application import CreditLedger
 from ledger.settings import Settings
+from projections.runner import ProjectionRunner
+from projections.schema import TABLES
+from workflows import demo_city
 from workflows.services import CreditServices, RecordSubmission
 
 
@@ -348,7 +351,28 @@ def initialised_only(app: CreditLedger) -> None:
     initialised(CreditServices(app), "2020-01-01T00:00:00")
 
 
-BUILDERS = {"scenario": build_scenario, "initialised": initialised_only}
+def demo_city_with_read_models(app: CreditLedger) -> None:
+    """The demo city of `credit demo --subjects 60`, with its read models built."""
+    demo_city.build(app, CITY_SUBJECTS, 2015)
+    # and one enterprise whose whole file is public (recent penalties, nothing else): the
+    # window gives anyone its signed report
+    today = clock.today_in_china()
+    services = CreditServices(app)
+    for n, days_ago in ((1, 60), (2, 20)):
+        decided = today - timedelta(days=days_ago)
+        with clock.frozen_at(datetime.combine(decided + timedelta(days=1), datetime.min.time(),
+                                              tzinfo=UTC)):
+            services.submit_records([replace(submission("tax", n, decided=decided),
+                                             subject_name=WHOLLY_PUBLIC_NAME)])
+    runner = ProjectionRunner(app)
+    for name in TABLES:
+        runner.rebuild(name)
+
+
+CITY_SUBJECTS = 60
+WHOLLY_PUBLIC_NAME = "临安示范科技有限公司"
+BUILDERS = {"scenario": build_scenario, "initialised": initialised_only,
+            "city": demo_city_with_read_models}
 
 
 def template(kind: str, backend: str, root: Path) -> Template:
@@ -397,6 +421,13 @@ def copy_of(kind: str, backend: str, folder: Path) -> Iterator[Settings]:
 def scenario(backend: str, template_root: Path, tmp_path: Path) -> Iterator[Settings]:
     """Settings of a fresh copy of the scenario ledger (database and keys)."""
     with copy_of("scenario", backend, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture
+def city(backend: str, template_root: Path, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of a fresh copy of the demo city (60 subjects, read models built)."""
+    with copy_of("city", backend, tmp_path) as settings:
         yield settings
 
 

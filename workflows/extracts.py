@@ -107,7 +107,7 @@ class ExtractIssuer:
             proofs = {key: ledger.recorder.chain_map_store.proof(tx, key) for key in rows}
             positions = sorted(row[0] for chain in rows.values() for row in chain)
             inclusion = merkle.inclusion_proofs(positions, checkpoint.tree_size,
-                                                lambda wanted: self._nodes(tx, wanted))
+                                                lambda wanted: log_nodes(tx, wanted))
         issued = clock.now()  # after the checkpoint the extract rests on
         for key, chain in rows.items():
             length, head = chain_map.chain_head(bytes(row[-1]) for row in chain)
@@ -182,25 +182,28 @@ class ExtractIssuer:
             .order_by(log.c.position)
         ).all())
 
-    def _nodes(self, tx: Any, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        log, tree = tables.log, tables.tree
-        found: dict[tuple[int, int], bytes] = {}
-        leaves = sorted(idx for level, idx in wanted if level == 0)
-        inner = sorted((level, idx) for level, idx in wanted if level > 0)
-        for start in range(0, len(leaves), IN_CHUNK):
-            for position, leaf in tx.execute(
-                    select(log.c.position, log.c.leaf_hash)
-                    .where(log.c.position.in_(leaves[start:start + IN_CHUNK]))):
-                found[(0, int(position))] = bytes(leaf)
-        found.update(tables.fetch_nodes(tx, tree, inner))
-        return found
-
     @staticmethod
     def _event(row: Any, proof: list[bytes]) -> dict[str, Any]:
         position, nid, raw_oid, version, topic, state, _ = row
         return {"position": position, "notification_id": nid, "originator_id": oid_text(raw_oid),
                 "version": version, "topic": topic, "state": b64(bytes(state)),
                 "proof": [b64(node) for node in proof]}
+
+
+def log_nodes(tx: Any, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The Merkle tree's nodes (level, index) asked for: leaves from the log, inner nodes from
+    the stored tree."""
+    log, tree = tables.log, tables.tree
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = sorted(idx for level, idx in wanted if level == 0)
+    inner = sorted((level, idx) for level, idx in wanted if level > 0)
+    for start in range(0, len(leaves), IN_CHUNK):
+        for position, leaf in tx.execute(
+                select(log.c.position, log.c.leaf_hash)
+                .where(log.c.position.in_(leaves[start:start + IN_CHUNK]))):
+            found[(0, int(position))] = bytes(leaf)
+    found.update(tables.fetch_nodes(tx, tree, inner))
+    return found
 
 
 # -- what a court and a kept-checkpoint holder are given ---------------------------------------

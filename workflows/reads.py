@@ -17,7 +17,15 @@ from typing import Any
 
 from domain import clock
 from domain.authorities import PLATFORM
-from domain.disclosure import PUBLIC, full_view, is_person, public_view, returned_summary
+from domain.disclosure import (
+    PUBLIC,
+    NotWhollyPublic,
+    full_view,
+    is_person,
+    public_view,
+    returned_summary,
+    wholly_public,
+)
 from domain.identifiers import SubjectRef, parse_subject
 from domain.permissions import SIGNING_ROLES, check_permitted
 from domain.queries import Query
@@ -134,7 +142,12 @@ class Reads:
                 purpose: str | None) -> Extract:
         if reader.role == "subject" and reader.subject != subject:
             check_permitted("read.file", reader.name, reader.role)  # refused
-        check_permitted("extract.issue", reader.name, reader.role)
+        if reader.role == PUBLIC:
+            check_permitted("extract.public", reader.name, reader.role)
+            if not wholly_public(self.services.state(subject)):
+                raise NotWhollyPublic
+        else:
+            check_permitted("extract.issue", reader.name, reader.role)
         issued = ExtractIssuer(self.ledger).issue(subject, as_of)
         self._log(reader, "extract.issue", subject, purpose,
                   f"extract {issued.number} as of {issued.payload['as_of']}")

@@ -24,7 +24,7 @@ ALLOWED = {
     "projections": {"projections", "ledger", "proofs", "keys", "domain"},
     # the two doors: the service layer, the read-model queries, and the domain's vocabulary
     "web": {"web", "workflows", "projections", "domain"},
-    "cli": {"cli", "workflows", "projections", "domain"},
+    "cli": {"cli", "workflows", "projections", "domain", "web"},  # web: `credit serve` only
 }
 
 

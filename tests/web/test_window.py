@@ -1,0 +1,204 @@
+"""The 信用临安 window through Flask's test client, over a copy of the demo city, on SQLite and
+PostgreSQL: search, subject pages (today and as of a past day), record pages with their signed
+events, the report and its check, transparency, the language switch, masking and 404s."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from base64 import urlsafe_b64decode, urlsafe_b64encode
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from ledger.application import CreditLedger
+from ledger.settings import Settings
+from tests.conftest import ENTERPRISE, WHOLLY_PUBLIC_NAME
+from tests.web.conftest import ID_NUMBER, html, person_numbers, subjects
+from web.translations.make_catalogue import MO, PO, catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def enterprise_pages(client: FlaskClient, settings: Settings) -> list[tuple[str, str]]:
+    return [(str(r["subject"]), html(client.get(f"/subject/{r['subject']}")))
+            for r in subjects(settings, "subject LIKE 'uscc:%'")]
+
+
+def wholly_public_with_records(client: FlaskClient, settings: Settings) -> tuple[str, str]:
+    """The enterprise the city template adds: two recent tax penalties, nothing else."""
+    page = html(client.get(f"/subject/{ENTERPRISE.key}"))
+    assert 'id="issue-report"' in page and WHOLLY_PUBLIC_NAME in page
+    return ENTERPRISE.key, page
+
+
+def test_search_finds_enterprises_by_part_of_the_name_and_by_full_code(
+        client: FlaskClient, city: Settings) -> None:
+    row = subjects(city, "subject LIKE 'uscc:%'")[0]
+    name, code = str(row["name"]), str(row["subject"]).removeprefix("uscc:")
+    by_part = html(client.get("/", query_string={"q": name[2:6]}))
+    assert f'href="/subject/uscc:{code}"' in by_part
+    by_code = html(client.get("/", query_string={"q": code}))
+    assert f'href="/subject/uscc:{code}"' in by_code and by_code.count('class="subject-link"') == 1
+    nothing = html(client.get("/", query_string={"q": "没有这样的公司名"}))
+    assert "没有找到符合条件的企业" in nothing
+
+
+def test_the_public_never_finds_or_sees_a_natural_person(client: FlaskClient,
+                                                          city: Settings) -> None:
+    numbers = person_numbers(city)
+    assert numbers, "the demo city has people"
+    for number in numbers[:5]:
+        found = client.get("/", query_string={"q": number})
+        assert 'class="subject-link"' not in html(found)
+        page = client.get(f"/subject/rid:{number}")
+        assert page.status_code == 404
+        assert number not in html(page) and number[6:14] not in html(page)
+    pages = "".join(page for _, page in enterprise_pages(client, city))
+    for number in numbers:
+        assert number not in pages
+    assert not ID_NUMBER.search(pages.replace("uscc:", ""))  or all(
+        m not in numbers for m in ID_NUMBER.findall(pages))
+
+
+def test_the_subject_page_groups_records_and_explains_the_grade(client: FlaskClient,
+                                                                 city: Settings) -> None:
+    _, page = wholly_public_with_records(client, city)
+    for group in ("records-licensing", "records-penalty", "records-other"):
+        assert f'id="{group}"' in page
+    penalties = page.split('id="records-penalty"')[1].split("</section>")[0]
+    assert penalties.count('class="record"') == 2 and "有效" in penalties  # the status
+    assert "国家税务总局杭州市临安区税务局" in penalties  # the department that signed it
+    grade = page.split('id="grade"')[1].split("</section>")[0]
+    assert "基础分" in grade and grade.count("TAX-PENALTY") == 2  # one line per penalty
+    assert re.search(r"评价规则版本 \d{4}\.\d+", grade)
+    assert '<svg class="chart"' in grade and "<path" in grade
+    listed = [page for _, page in enterprise_pages(client, city) if "MD-black-" in page]
+    assert listed, "the demo city has an enterprise that was on the black list"
+    for page in listed:
+        lists = page.split('id="listings"')[1].split("</section>")[0]
+        assert "严重失信主体名单" in lists and "依据：" in lists
+        # the measures of a listing in force; none once it ended
+        assert ('class="measures"' in lists) == ('class="tag bad">有效' in lists)
+
+
+def test_a_past_day_shows_the_file_as_the_ledger_showed_it_then(client: FlaskClient,
+                                                                 city: Settings) -> None:
+    key, today = wholly_public_with_records(client, city)
+    dates = sorted(re.findall(r'<span class="date">(\d{4}-\d{2}-\d{2})</span>', today))
+    first = dates[0]
+    before = html(client.get(f"/subject/{key}", query_string={"as_of": "2016-01-02"}))
+    assert 'id="as-of-notice"' in before and "2016-01-02" in before
+    assert today.count('class="record"') > before.count('class="record"')
+    on_first = html(client.get(f"/subject/{key}", query_string={"as_of": first}))
+    assert 'class="record"' in on_first
+    assert client.get(f"/subject/{key}", query_string={"as_of": "20160102"}).status_code == 400
+    assert client.get(f"/subject/{key}", query_string={"as_of": "2999-01-01"}).status_code == 400
+
+
+def test_a_record_page_shows_its_signed_events_and_their_inclusion(client: FlaskClient,
+                                                                    city: Settings) -> None:
+    _, page = wholly_public_with_records(client, city)
+    record_id = re.search(r'href="/record/([0-9a-f-]{36})"', page)
+    assert record_id is not None
+    shown = html(client.get(f"/record/{record_id.group(1)}"))
+    assert "签名事件" in shown and "提交" in shown
+    assert re.search(r'<td class="num">\d+</td>', shown)  # the log index
+    assert re.search(r"<code>[a-z-]+-\d{4}-\d+</code>", shown)  # the key that signed
+    assert "已包含" in shown and "已核对" in shown
+    assert client.get("/record/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert client.get("/record/not-a-uuid").status_code == 404
+
+
+def issue(client: FlaskClient, key: str) -> tuple[str, bytes, str]:
+    issued = client.post(f"/subject/{key}/report")
+    assert issued.status_code == 303, html(issued)
+    number = issued.headers["Location"].rsplit("/", 1)[-1]
+    report = html(client.get(f"/reports/{number}"))
+    data = client.get(f"/reports/{number}.json").get_data()
+    return number, data, report
+
+
+def test_a_report_carries_its_number_and_file_digest_and_verifies(
+        client: FlaskClient, city: Settings) -> None:
+    key, _ = wholly_public_with_records(client, city)
+    number, data, report = issue(client, key)
+    assert f'id="report-number">{number}<' in report
+    assert f'id="report-sha256">{hashlib.sha256(data).hexdigest()}<' in report
+    assert "<svg" in report and "@media print" in html(client.get("/static/window.css"))
+    checked = client.post("/verify", data={"extract": (BytesIO(data), "report.json")},
+                          content_type="multipart/form-data")
+    assert checked.status_code == 200 and "VALID" in html(checked) and number in html(checked)
+    ledger = CreditLedger(city)
+    try:
+        logged = [f for f in ledger.stream_facts("Query") if f.data["command"] == "extract.issue"]
+    finally:
+        ledger.close()
+    assert logged and logged[-1].data["reader"] == "public"
+
+
+def test_a_tampered_report_is_invalid_with_the_check_named(client: FlaskClient,
+                                                           city: Settings) -> None:
+    key, _ = wholly_public_with_records(client, city)
+    _, data, _ = issue(client, key)
+    document = json.loads(data)
+    body = document["payload"]
+    payload: dict[str, Any] = json.loads(urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["state"]["grade"]["grade"] = "A" if payload["state"]["grade"]["grade"] != "A" else "B"
+    document["payload"] = urlsafe_b64encode(json.dumps(payload, ensure_ascii=False).encode()
+                                            ).rstrip(b"=").decode()
+    checked = client.post("/verify", data={
+        "extract": (BytesIO(json.dumps(document).encode()), "report.json")},
+        content_type="multipart/form-data")
+    assert checked.status_code == 422
+    page = html(checked)
+    assert "INVALID" in page and re.search(r'id="failed-check">[a-z-]+<', page)
+    not_json = client.post("/verify", data={"extract": (BytesIO(b"\xff\x00"), "x.json")},
+                           content_type="multipart/form-data")
+    assert not_json.status_code == 422 and "INVALID" in html(not_json)
+
+
+def test_a_file_that_is_not_wholly_public_gets_no_public_report(client: FlaskClient,
+                                                                city: Settings) -> None:
+    for key, page in enterprise_pages(client, city):
+        if 'id="issue-report"' not in page:
+            refused = client.post(f"/subject/{key}/report")
+            assert refused.status_code == 403 and "主体本人" in html(refused)
+            return
+    raise AssertionError("every enterprise of the demo city is wholly public")
+
+
+def test_transparency_lists_checkpoints_the_key_and_the_verifier(client: FlaskClient,
+                                                                 city: Settings) -> None:
+    page = html(client.get("/transparency"))
+    assert "#" in page and "一致" in page
+    pem = client.get("/transparency/platform.pem").get_data()
+    assert pem == (city.keys_dir / "trusted-platform.pem").read_bytes()
+    verifier = client.get("/transparency/credit-verify.pyz").get_data()
+    digest = hashlib.sha256(verifier).hexdigest()
+    assert f'id="verifier-sha256">{digest}<' in page
+    assert digest in (ROOT / "docs" / "VERIFYING.md").read_text(encoding="utf-8")
+
+
+def test_english_by_a_switch_that_stays_across_pages(client: FlaskClient,
+                                                     city: Settings) -> None:
+    assert "信用查询" in html(client.get("/"))
+    switched = client.get("/lang/en", query_string={"next": "/transparency"})
+    assert switched.status_code == 302 and switched.headers["Location"] == "/transparency"
+    assert "Transparency" in html(client.get("/transparency"))
+    missing = client.get("/subject/uscc:91330100MA27XXXXXX")
+    assert missing.status_code == 404 and "Not found" in html(missing)
+    client.get("/lang/zh")
+    assert "未找到" in html(client.get("/subject/uscc:91330100MA27XXXXXX"))
+    away = client.get("/lang/en", query_string={"next": "//evil.example/"})
+    assert away.headers["Location"] == "/"  # never sent off the site
+
+
+def test_the_english_catalogue_is_complete_and_compiled() -> None:
+    po, mo, missing = catalogue()
+    assert missing == [], f"no English for {missing}: add them to make_catalogue.py"
+    assert PO.read_bytes() == po and MO.read_bytes() == mo, \
+        "run `.venv/bin/python -m web.translations.make_catalogue`"

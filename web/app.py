@@ -1,0 +1,180 @@
+"""The app factory and what every page shares: the ledger door, the language, errors."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Flask, Response, g, render_template, request
+from flask_babel import Babel, gettext
+from werkzeug.exceptions import HTTPException
+
+from domain.authorities import LINAN_AUTHORITIES
+from domain.clock import CHINA_TIME
+from projections.runner import ProjectionRunner
+from workflows.session import USER_ERRORS, CreditLedger, Settings, opened
+from workflows.window import Window
+
+LANGUAGES = ("zh", "en")
+LANGUAGE_COOKIE = "lang"
+MAX_UPLOAD = 32 * 1024 * 1024  # an extract of a subject with tens of thousands of events
+CATCH_UP_EVERY = 2.0  # seconds: how stale the search's read models may be (embedded mode)
+
+
+class Door:
+    """The ledger as the window reaches it: opened once per process, used one request at a
+    time (the development server is threaded; gunicorn's sync workers are not)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ledger: CreditLedger | None = None
+        self._opened: Any = None
+        self._lock = threading.RLock()
+        self._caught_up = 0.0
+
+    @contextmanager
+    def window(self) -> Iterator[Window]:
+        with self._lock:
+            if self._ledger is None:
+                self._opened = opened(self.settings)
+                self._ledger = self._opened.__enter__()
+            yield Window(self._ledger)
+
+    def runner(self, window: Window) -> ProjectionRunner:
+        run = ProjectionRunner.for_ledger(window.ledger)
+        if (window.ledger.settings.projections == "embedded"
+                and time.monotonic() - self._caught_up > CATCH_UP_EVERY):
+            run.catch_up()
+            self._caught_up = time.monotonic()
+        return run
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened is not None:
+                self._opened.__exit__(None, None, None)
+                self._ledger = self._opened = None
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The window over the configured ledger (``CREDIT_*`` variables), or over ``settings``."""
+    app = Flask(__name__)
+    config = replace(settings or Settings.from_env(), create=False)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_UPLOAD, JSON_AS_ASCII=False,
+                      BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+                      BABEL_DEFAULT_LOCALE="zh")
+    app.extensions["credit_door"] = Door(config)
+    Babel(app, locale_selector=chosen_language)
+
+    from web.window import window
+
+    app.register_blueprint(window)
+
+    @app.context_processor
+    def shared() -> dict[str, Any]:
+        return {"language": chosen_language(), "languages": LANGUAGES, "here": back_here(),
+                **TEMPLATE_HELPERS}
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[str, int]:
+        return page_error(exc.code or 500, exc.description or "")
+
+    def refused(exc: Exception) -> tuple[str, int]:
+        app.logger.warning("refused: %s", type(exc).__name__)  # its text may name a person
+        return page_error(422, "")
+
+    for error in USER_ERRORS:
+        if issubclass(error, Exception):
+            app.register_error_handler(error, refused)
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy",
+                                    "default-src 'self'; img-src 'self' data:; "
+                                    "style-src 'self'; frame-ancestors 'none'")
+        return response
+
+    return app
+
+
+AUTHORITIES = {a.code: a for a in LINAN_AUTHORITIES}
+LIST_NAMES = {"black": ("严重失信主体名单", "Serious dishonesty list"),
+              "red": ("守信激励名单", "Red list (trustworthy)")}
+EVENT_NAMES = {"Submitted": ("提交", "submitted"), "Corrected": ("更正", "corrected"),
+               "Revoked": ("撤销", "revoked"), "DisclosureEnded": ("结束公示", "display ended")}
+
+
+def authority_name(code: str | None) -> str:
+    found = AUTHORITIES.get(code or "")
+    if found is None:
+        return code or ""
+    return found.name_zh if chosen_language() == "zh" else found.name_en
+
+
+def list_name(name: str) -> str:
+    zh, en = LIST_NAMES.get(name, (name, name))
+    return zh if chosen_language() == "zh" else en
+
+
+def event_name(kind: str) -> str:
+    zh, en = EVENT_NAMES.get(kind.rsplit(".", 1)[-1], (kind, kind))
+    return zh if chosen_language() == "zh" else en
+
+
+def china_time(moment: datetime) -> str:
+    """An instant as China time, to the minute (the platform's calendar)."""
+    return moment.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def china_time_text(text: str) -> str:
+    return china_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+TEMPLATE_HELPERS = {"authority_name": authority_name, "list_name": list_name,
+                    "event_name": event_name, "china_time": china_time,
+                    "china_time_text": china_time_text}
+
+
+def door() -> Door:
+    from flask import current_app
+
+    found: Door = current_app.extensions["credit_door"]
+    return found
+
+
+RESIDENT_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+
+def back_here() -> str:
+    """Where the language switch returns to: this page, unless its address could carry a
+    person's ID number (a 404 for one, a search for one): then the home page."""
+    if request.url_rule is None or RESIDENT_ID.search(unquote(request.full_path)):
+        return "/"
+    return request.full_path if request.query_string else request.path
+
+
+def chosen_language() -> str:
+    """The language the user chose (a cookie, set by the switch), else Chinese."""
+    if "language" not in g:
+        chosen = request.cookies.get(LANGUAGE_COOKIE, "zh")
+        g.language = chosen if chosen in LANGUAGES else "zh"
+    return str(g.language)
+
+
+def page_error(code: int, detail: str) -> tuple[str, int]:
+    titles = {404: gettext("未找到"), 413: gettext("文件太大"), 400: gettext("请求有误"),
+              405: gettext("请求有误"), 422: gettext("请求无法完成")}
+    title = titles.get(code, gettext("出错了"))
+    explanations = {404: gettext("没有这个主体或记录，或者它不公开（自然人的信息不在公开窗口显示）。"),
+                    413: gettext("上传的文件超过了允许的大小。")}
+    return render_template("error.html", code=code, title=title,
+                           detail=explanations.get(code, "")), code
