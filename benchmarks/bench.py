@@ -61,8 +61,13 @@ TARGETS = {
     "history_p50_ms_1000_events": {"sqlite": 50, "postgresql": 50},
     "extract_build_ms_p50": {"sqlite": 50, "postgresql": 50},
     "extract_verify_ms_p50": {"sqlite": 25, "postgresql": 25},
+    "web_subject_p50_ms": {"sqlite": 20, "postgresql": 20},
+    "web_subject_p99_ms": {"sqlite": 100, "postgresql": 100},
+    "web_search_p99_ms": {"sqlite": 100, "postgresql": 100},
+    "web_asof_p50_ms": {"sqlite": 60, "postgresql": 60},
 }
-LOWER_IS_BETTER = ("_mb", "_ms_20_events", "_ms_1000_events", "_ms_p50")
+CLIENTS_TEXT = "50 clients, gunicorn 2 workers"
+LOWER_IS_BETTER = ("_mb", "_ms_20_events", "_ms_1000_events", "_ms_p50", "_p50_ms", "_p99_ms")
 
 
 # -- this machine's limits --------------------------------------------------------------------
@@ -232,6 +237,13 @@ def extract_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
+def web_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
+    """The window on gunicorn under load from a separate process (benchmarks/web_probe.py)."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.web_probe", url, str(keys_dir)],
+                         capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -258,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
             rebuilt = rebuild_in_child(url, folder / "keys")
             history = history_p50_ms(url, folder / "keys")
             extracts = extract_in_child(url, folder / "keys")
+            web = web_in_child(url, folder / "keys")
         if not verified["ok"]:
             raise SystemExit(f"verify failed on the benchmark store: {verified['first']}")
     finally:
@@ -282,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         "extract_verify_ms_p50": round(extracts["verify_ms_p50"], 2),
         "extract_bytes": extracts["bytes"],
         "extract_signature_share": round(extracts["signature_share"], 3),
+        **{key: round(value, 2) for key, value in web.items()},
         "cores": CORES,
     }
     rows = [
@@ -309,6 +323,18 @@ def main(argv: list[str] | None = None) -> None:
          extracts["verify_ms_p50"] / 25),
         ("", "", f"{extracts['signature_share']:.0%} of it in signature checks "
          f"({sum(extracts['events'].values())} events)", extracts["signature_share"]),
+        ("web subject page, ms p50", figures["web_subject_p50_ms"],
+         f"{CLIENTS_TEXT}; bare Flask p50 {figures['web_hello_p50_ms']} ms",
+         web["web_subject_p50_ms"] / max(web["web_hello_p50_ms"], 0.01)),
+        ("web subject page, ms p99", figures["web_subject_p99_ms"], "target 100 ms",
+         web["web_subject_p99_ms"] / 100),
+        ("web search, ms p99", figures["web_search_p99_ms"], "target 100 ms",
+         web["web_search_p99_ms"] / 100),
+        ("web as-of 1000 events, p50", figures["web_asof_p50_ms"], "one client; target 60 ms",
+         web["web_asof_p50_ms"] / 60),
+        ("web subject pages/s", figures["web_requests_per_s"],
+         f"bare Flask route {figures['web_hello_requests_per_s']}/s, same gunicorn",
+         web["web_requests_per_s"] / web["web_hello_requests_per_s"]),
         ("extract size, bytes", figures["extract_bytes"],
          f"{extracts['events']['subject']} subject + {extracts['events']['registry']} key + "
          f"{extracts['events']['policies']} policy events", 1.0),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,7 +25,6 @@ from workflows.window import Window
 LANGUAGES = ("zh", "en")
 LANGUAGE_COOKIE = "lang"
 MAX_UPLOAD = 32 * 1024 * 1024  # an extract of a subject with tens of thousands of events
-CATCH_UP_EVERY = 2.0  # seconds: how stale the search's read models may be (embedded mode)
 
 
 class Door:
@@ -38,7 +36,7 @@ class Door:
         self._ledger: CreditLedger | None = None
         self._opened: Any = None
         self._lock = threading.RLock()
-        self._caught_up = 0.0
+        self._runner: ProjectionRunner | None = None
 
     @contextmanager
     def window(self) -> Iterator[Window]:
@@ -49,18 +47,18 @@ class Door:
             yield Window(self._ledger)
 
     def runner(self, window: Window) -> ProjectionRunner:
-        run = ProjectionRunner.for_ledger(window.ledger)
-        if (window.ledger.settings.projections == "embedded"
-                and time.monotonic() - self._caught_up > CATCH_UP_EVERY):
-            run.catch_up()
-            self._caught_up = time.monotonic()
-        return run
+        """The read models, as the writers left them: every command that writes brings them
+        up to date (embedded mode), or `credit project --follow` does (worker mode); a page
+        view never writes."""
+        if self._runner is None:
+            self._runner = ProjectionRunner.for_ledger(window.ledger)
+        return self._runner
 
     def close(self) -> None:
         with self._lock:
             if self._opened is not None:
                 self._opened.__exit__(None, None, None)
-                self._ledger = self._opened = None
+                self._ledger = self._opened = self._runner = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:

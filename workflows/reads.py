@@ -19,6 +19,7 @@ from domain import clock
 from domain.authorities import PLATFORM
 from domain.disclosure import (
     PUBLIC,
+    NotPublic,
     NotWhollyPublic,
     full_view,
     is_person,
@@ -34,6 +35,7 @@ from workflows.extracts import Extract, ExtractIssuer
 from workflows.services import CreditServices
 
 READER_ROLES = ("auditor", "court", "agency")
+PUBLIC_REPORT = "信用报告 (the public report of a wholly public file)"
 PUBLIC_LOOKUP = ("subject", "kind", "name", "grade", "points", "black_listed", "red_listed",
                  "public_records")
 
@@ -144,8 +146,11 @@ class Reads:
             check_permitted("read.file", reader.name, reader.role)  # refused
         if reader.role == PUBLIC:
             check_permitted("extract.public", reader.name, reader.role)
+            if is_person(subject):
+                raise NotPublic(subject)
             if not wholly_public(self.services.state(subject)):
                 raise NotWhollyPublic
+            purpose = purpose or PUBLIC_REPORT
         else:
             check_permitted("extract.issue", reader.name, reader.role)
         issued = ExtractIssuer(self.ledger).issue(subject, as_of)

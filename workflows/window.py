@@ -22,7 +22,7 @@ from domain import clock
 from domain.base import DomainError
 from domain.disclosure import NotPublic, is_person, public_view, wholly_public
 from domain.history import effective_day
-from domain.state import Fact, states_on, subject_state
+from domain.state import Fact, states_on
 from keys.signer import fingerprint, public_key_from_pem
 from keys.store import PINNED_FILE
 from ledger import tables
@@ -85,10 +85,8 @@ class Window:
         day = as_of or clock.today_in_china()
         self.ledger.refresh()
         now = clock.now()
-        whole = subject_state(subject, facts, self.ledger.policy_facts, day, now)
         today = clock.today_in_china()
-        current = whole if day == today else subject_state(
-            subject, facts, self.ledger.policy_facts, today, now)
+        whole, current = states_on(subject, facts, self.ledger.policy_facts, [day, today], now)
         try:
             state = public_view(whole)
         except NotPublic:
@@ -164,8 +162,7 @@ class Window:
     def issue_report(self, subject: str) -> Report:
         """The signed extract of a file the public may see whole (logged as a public read)."""
         self._facts(subject)  # a file the window shows
-        issued: Extract = self.reads.extract(self.public, subject, None,
-                                             "信用报告 (the public window)")
+        issued: Extract = self.reads.extract(self.public, subject, None, None)
         data = issued.to_json().encode("utf-8")
         return Report(issued.number, data, hashlib.sha256(data).hexdigest())
 

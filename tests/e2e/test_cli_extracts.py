@@ -81,8 +81,12 @@ def check_an_extract_of_a_past_day(issued: tuple[Credit, str, Path, Path],
     credit, subject, _, _ = issued
     old = tmp_path / "old.json"
     office = ("--as", "credit-office", "--purpose", "核查")
-    public = credit("extract", subject, "-o", str(old), ok=False)
-    assert public.returncode == 1 and "may not extract issue" in public.stderr
+    # the public takes the report of an enterprise whose whole file is public (this one)
+    public = credit("extract", subject, "-o", str(old))
+    assert public.stdout.startswith("extract LA-")
+    old.unlink()
+    person = credit("extract", "rid:11010519491231002X", "-o", str(old), ok=False)
+    assert person.returncode == 1 and "never public" in person.stderr
     assert not old.exists()
     # before the ledger existed there is nothing to state: refused, not "no records"
     before = credit("extract", subject, "--as-of", "2016-01-01", "-o", str(old), *office,
