@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -19,6 +20,7 @@ from babel.messages.pofile import write_po
 HERE = Path(__file__).parent
 PO = HERE / "en" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
+FIXED_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 ENGLISH = {
     "%(n)s 个事件": "%(n)s events",
@@ -153,7 +155,9 @@ def extracted() -> list[str]:
 
 def catalogue() -> tuple[bytes, bytes, list[str]]:
     """(the .po, the .mo, messages without a translation)."""
-    english = Catalog(locale="en", project="credit-ledger", fuzzy=False)
+    # fixed dates: the same messages give the same bytes (the .mo carries its header)
+    english = Catalog(locale="en", project="credit-ledger", fuzzy=False,
+                      creation_date=FIXED_DATE, revision_date=FIXED_DATE)
     missing = []
     for message in extracted():
         text = ENGLISH.get(message)
