@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Response, g, render_template, request
-from flask_babel import Babel, gettext
+from flask_babel import Babel, get_translations, gettext
+from jinja2 import pass_context
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from domain.authorities import LINAN_AUTHORITIES
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.context_processor
     def shared() -> dict[str, Any]:
         return {"language": chosen_language(), "languages": LANGUAGES, "here": back_here(),
-                **TEMPLATE_HELPERS}
+                "gettext": template_gettext(get_translations()), **TEMPLATE_HELPERS}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[str, int]:
@@ -158,6 +160,21 @@ def back_here() -> str:
     if request.url_rule is None or RESIDENT_ID.search(unquote(request.full_path)):
         return "/"
     return request.full_path if request.query_string else request.path
+
+
+def template_gettext(catalogue: Any) -> Any:
+    """The templates' _() for one page: its catalogue looked up once, not once per message
+    (Flask-Babel's own looks it up through the request context every time); formats and
+    escapes as Jinja's "newstyle" gettext does."""
+
+    @pass_context
+    def gettext(context: Any, text: str, **variables: Any) -> str:
+        found: str = catalogue.ugettext(text)
+        if context.eval_ctx.autoescape:
+            found = Markup(found)
+        return found % variables if variables else found
+
+    return gettext
 
 
 def chosen_language() -> str:
