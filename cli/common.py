@@ -8,14 +8,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from domain import clock
-from domain.clock import CHINA_TIME
 from domain.identifiers import SubjectRef, parse_subject
 from domain.records import today_in_china
 from projections.runner import ProjectionRunner
@@ -191,13 +190,9 @@ def parse_time(text: str) -> datetime:
     """A time option's value (TIME_HELP): a bare date is the last instant of that China day,
     whatever the option (an as-of, a known-at, an expiry or a revocation)."""
     try:
-        if len(text) == 10:
-            return (datetime.combine(clock.parse_day(text), time(0), tzinfo=CHINA_TIME)
-                    + timedelta(days=1) - timedelta(microseconds=1))
-        moment = datetime.fromisoformat(text)
+        return clock.parse_instant(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO date or date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TIME)
 
 
 def parse_day(option: str, text: str | None) -> date | None:

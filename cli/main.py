@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 
-from cli import admin, extracts, importer, serve, timetravel, workflows  # noqa: F401 - they add their commands
+from cli import admin, extracts, importer, serve, timetravel, tokens, workflows  # noqa: F401 - they add their commands
 from cli.common import credit
 
 

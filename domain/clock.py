@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 # China has kept UTC+8 all year since 1991: a decision date is a day on that clock.
 CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
@@ -46,6 +46,17 @@ def parse_day(text: str) -> date:
             and (text[:4] + text[5:7] + text[8:]).isdigit()):
         raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
     return date.fromisoformat(text)
+
+
+def parse_instant(text: str) -> datetime:
+    """A time as the CLI and the API take it: an ISO date-time (China time unless it names a
+    zone), or a bare date YYYY-MM-DD meaning the last instant of that China day. ValueError
+    for anything else."""
+    if len(text) == 10:
+        return (datetime.combine(parse_day(text), time(0), tzinfo=CHINA_TIME)
+                + timedelta(days=1) - timedelta(microseconds=1))
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TIME)
 
 
 def naive_utc(moment: datetime) -> datetime:

@@ -125,6 +125,8 @@ _SCHEMAS = (
                 effective="settled_on"),
     EventSchema("Query.Logged", ("actor", "reader", "role", "command", "about", "purpose",
                                  "returned")),
+    EventSchema("AccessToken.Issued", ("actor", "principal", "role", "digest", "note")),
+    EventSchema("AccessToken.Revoked", ("actor", "reason")),
 )
 SCHEMAS: Mapping[str, EventSchema] = {s.kind: s for s in _SCHEMAS}
 

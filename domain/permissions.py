@@ -66,6 +66,9 @@ COMMANDS: dict[str, Permission] = {
     "extract.issue": _p("credit_office court auditor subject",
                         "issue a signed extract of a subject's whole history (a subject: its "
                         "own; logged)"),
+    "token.issue": _p("credit_office", "issue an API token for an authority, a reader or a "
+                                       "subject (only its digest is kept)"),
+    "token.revoke": _p("credit_office", "revoke an API token"),
     "extract.public": _p("public", "take the signed report of an enterprise whose whole file "
                                    "is public: nothing in its signed history that the public "
                                    "window hides (logged)"),

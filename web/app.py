@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["credit_door"] = Door(config)
     Babel(app, locale_selector=chosen_language)
 
+    from web.api import problems, register_api
     from web.window import window
 
     app.register_blueprint(window)
@@ -86,7 +87,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def http_error(exc: HTTPException) -> tuple[str, int]:
         return page_error(exc.code or 500, exc.description or "")
 
-    def refused(exc: Exception) -> tuple[str, int]:
+    def refused(exc: Exception) -> Any:
+        if request.path.startswith("/api/"):
+            return problems.from_refusal(exc) or problems.problem(500, "the request failed")
         app.logger.warning("refused: %s", type(exc).__name__)  # its text may name a person
         return page_error(422, "")
 
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                     "style-src 'self'; frame-ancestors 'none'")
         return response
 
+    register_api(app)
     return app
 
 

@@ -176,10 +176,10 @@ class Window:
         return {"pem": pem.decode("ascii"),
                 "fingerprint": fingerprint(public_key_from_pem(pem))}
 
-    def checkpoints(self) -> list[dict[str, Any]]:
-        """The latest signed checkpoints with their consistency proofs, each note checked
-        against the pinned platform key before it is shown."""
-        return checkpoint_listing(self.ledger, None,
+    def checkpoints(self, since: int | None = None) -> list[dict[str, Any]]:
+        """Signed checkpoints from number ``since`` (default: the latest ten) with their
+        consistency proofs, each note checked against the pinned platform key."""
+        return checkpoint_listing(self.ledger, since,
                                   [public_key_from_pem(self.trusted_key_file().read_bytes())])
 
     def verify(self, file: Path) -> tuple[bool, dict[str, Any]]:
