@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import click
 
@@ -26,6 +27,9 @@ def serve(host: str, port: int) -> None:
         with door().window():
             pass
     click.echo(f"信用临安 window at http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    # the development server logs every request with its query string, which may carry a
+    # searched name or number: keep its own log to warnings
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     click.echo("stopped", err=True)

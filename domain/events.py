@@ -127,6 +127,8 @@ _SCHEMAS = (
                                  "returned")),
     EventSchema("AccessToken.Issued", ("actor", "principal", "role", "digest", "note")),
     EventSchema("AccessToken.Revoked", ("actor", "reason")),
+    EventSchema("CreditCheck.Made", ("actor", "checker", "role", "about", "matter",
+                                     "case_number", "answer")),
 )
 SCHEMAS: Mapping[str, EventSchema] = {s.kind: s for s in _SCHEMAS}
 

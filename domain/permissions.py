@@ -66,6 +66,10 @@ COMMANDS: dict[str, Permission] = {
     "extract.issue": _p("credit_office court auditor subject",
                         "issue a signed extract of a subject's whole history (a subject: its "
                         "own; logged)"),
+    "check.make": _p("department credit_office agency",
+                     "check a subject's credit before deciding a matter (procurement, bidding, "
+                     "land, subsidy, honour, licence, inspection); the check and its answer "
+                     "are recorded, and a signed receipt returned"),
     "token.issue": _p("credit_office", "issue an API token for an authority, a reader or a "
                                        "subject (only its digest is kept)"),
     "token.revoke": _p("credit_office", "revoke an API token"),

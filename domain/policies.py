@@ -152,6 +152,12 @@ class Measure:
     code: str
     zh: str
     en: str
+    matters: tuple[str, ...] = ()  # the matters (MATTERS) a credit check applies it to
+
+
+# What a credit check (信用核查) is for: the matters of the seed's 事项清单 in which joint
+# incentives and punishment apply.
+MATTERS = ("procurement", "bidding", "land", "subsidy", "honour", "licence", "inspection")
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,7 @@ def _measures(r: _Reader, version: str, effective_from: date, source: str) -> Me
             raise PolicyError(f"lists.{name} is not a list ({', '.join(LISTS)})")
         lr = _Reader(raw, f"lists.{name}")
         measures = tuple(
-            Measure(m.text("code"), m.text("zh"), m.text("en"))
+            Measure(m.text("code"), m.text("zh"), m.text("en"), _matters(m))
             for m in (_Reader(x, f"lists.{name}.measures[{j}]")
                       for j, x in enumerate(lr.get("measures", list)))
         )
@@ -288,6 +294,15 @@ def _measures(r: _Reader, version: str, effective_from: date, source: str) -> Me
     periods = {name: int(_Reader(raw, f"list_periods.{name}").get("default_months", int))
                for name, raw in r.get("list_periods", dict).items()}
     return MeasuresPolicy(version, effective_from, source, lists, periods)
+
+
+def _matters(m: _Reader) -> tuple[str, ...]:
+    raw = m.get("matters", list, optional=True) or []
+    for matter in raw:
+        if matter not in MATTERS:
+            raise PolicyError(f"{m.path('matters')}: {matter!r} is not a matter "
+                              f"({', '.join(MATTERS)})")
+    return tuple(raw)
 
 
 def _calendar(r: _Reader, version: str, effective_from: date, source: str) -> CalendarPolicy:

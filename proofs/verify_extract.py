@@ -58,7 +58,7 @@ from domain.clock import CHINA_TIME
 from domain.state import COMPATIBLE_REDUCERS, REDUCER_VERSION, absence, subject_state
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint, public_key_from_pem
-from proofs import chain_map, envelope, jws, merkle
+from proofs import chain_map, envelope, jws, merkle, verify_receipt
 from proofs.checkpoint import Checkpoint
 from proofs.checks import EventChecker, check_extends, registry_key, trusted_key, verify_checkpoint
 from proofs.facts import fact_from_row
@@ -568,12 +568,42 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def run(path: Path, trusted_key: bytes) -> Outcome:
-    """The verdict on one extract file."""
+    """The verdict on one extract file, or on a credit-check receipt."""
+    document = None
     try:
-        result = verify_extract(_read_json(path, "the file"), trusted_key)
+        document = _read_json(path, "the file")
+        if verify_receipt.is_receipt(check_document(document)):
+            receipt = check_receipt(document, trusted_key)
+            return True, receipt.summary(), render_receipt(receipt)
+        result = verify_extract(document, trusted_key)
     except VerificationFailure as failure:
         return invalid(failure)
     return True, result.summary(), render(result)
+
+
+def check_receipt(document: Any, key: bytes) -> verify_receipt.VerifiedReceipt:
+    """Every check of a credit-check receipt (FORMAT.md §10); the first failure raised."""
+    signed = check_document(document)
+    check_outer_signature(signed, key)
+    payload = verify_receipt.read_receipt(signed.payload)
+    (event,) = read_events(payload["events"])
+    checked_at = _instant(payload["checked_at"], "checked_at")
+    issued_at = _instant(payload["issued_at"], "issued_at")
+    checkpoint = verify_receipt.check_receipt_checkpoint(payload["checkpoint"], key, checked_at,
+                                                         issued_at)
+    check_inclusion([event], checkpoint)
+    verify_receipt.check_recorded(payload, event.state, event.topic, event.originator_id)
+    return verify_receipt.VerifiedReceipt(payload, checkpoint, event.position)
+
+
+def render_receipt(receipt: verify_receipt.VerifiedReceipt) -> str:
+    s = receipt.summary()
+    barred = "BARRED from this matter" if s["barred"] else "not barred from this matter"
+    return (f"VALID  credit-check receipt {s['number']}: {s['subject']} checked by "
+            f"{s['checked_by']} for {s['matter']} (case {s['case_number']}) at "
+            f"{s['checked_at']}: {barred}; grade {s['grade']['grade']}; recorded at log "
+            f"position {s['log_position']} under checkpoint of {s['checkpoint']['tree_size']} "
+            f"events")
 
 
 # -- checkpoint listings: has the log only grown? --------------------------------------------

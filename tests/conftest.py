@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import shutil
 import threading
 import uuid
@@ -354,16 +355,33 @@ def initialised_only(app: CreditLedger) -> None:
 def demo_city_with_read_models(app: CreditLedger) -> None:
     """The demo city of `credit demo --subjects 60`, with its read models built."""
     demo_city.build(app, CITY_SUBJECTS, 2015)
-    # and one enterprise whose whole file is public (recent penalties, nothing else): the
-    # window gives anyone its signed report
+    # and one enterprise whose whole file is public (two recent penalties, nothing else): the
+    # window gives anyone its signed report; and one on the black list (a serious tax
+    # violation): the credit checks find it barred. In the order of time, as the ledger's is.
     today = clock.today_in_china()
     services = CreditServices(app)
-    for n, days_ago in ((1, 60), (2, 20)):
-        decided = today - timedelta(days=days_ago)
-        with clock.frozen_at(datetime.combine(decided + timedelta(days=1), datetime.min.time(),
-                                              tzinfo=UTC)):
-            services.submit_records([replace(submission("tax", n, decided=decided),
-                                             subject_name=WHOLLY_PUBLIC_NAME)])
+
+    def on(days_ago: int) -> datetime:
+        return datetime.combine(today - timedelta(days=days_ago), datetime.min.time(), tzinfo=UTC)
+
+    def penalty(n: int, days_ago: int) -> None:
+        with clock.frozen_at(on(days_ago - 1)):
+            services.submit_records([replace(
+                submission("tax", n, decided=today - timedelta(days=days_ago)),
+                subject_name=WHOLLY_PUBLIC_NAME)])
+
+    penalty(1, 30)  # after the demo city's last day (demo_city.END)
+    with clock.frozen_at(on(24)):
+        (serious,) = services.submit_records([replace(
+            submission("tax", 3, BARRED, today - timedelta(days=25)),
+            item_code="TAX-MAJOR-VIOLATION", subject_name=BARRED_NAME)])
+    penalty(2, 20)
+    with clock.frozen_at(on(10)):
+        services.add_listing("credit-office", list_name="black", subject=BARRED,
+                             legal_basis="《浙江省公共信用信息管理条例》第二十四条",
+                             basis_records=[serious], start=today - timedelta(days=10),
+                             notified_on=today - timedelta(days=15),
+                             removal_conditions="补缴税款及滞纳金并完成信用修复")
     runner = ProjectionRunner(app)
     for name in TABLES:
         runner.rebuild(name)
@@ -371,6 +389,8 @@ def demo_city_with_read_models(app: CreditLedger) -> None:
 
 CITY_SUBJECTS = 60
 WHOLLY_PUBLIC_NAME = "临安示范科技有限公司"
+BARRED = SubjectRef("uscc", demo_city.make_uscc(random.Random(99), "330112"))
+BARRED_NAME = "临安失信示例有限公司"
 BUILDERS = {"scenario": build_scenario, "initialised": initialised_only,
             "city": demo_city_with_read_models}
 

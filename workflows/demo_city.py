@@ -5,7 +5,8 @@ on a frozen clock; Ed25519 signatures are deterministic per key). It holds ten y
 - the platform, the credit office and twelve departments, registered on 2016-01-04, the tax
   bureau's key rotated every year;
 - the bundled policies published when they were: catalogue 2016, 2019, 2023 and 2026, grading
-  2016 and 2023, the list measures and the working-day calendar;
+  2016 and 2023, the list measures 2016 and 2026 (which names each measure's matters) and the
+  working-day calendar;
 - enterprises (division 330185 before the 2017 change, 330112 after) and people, each registered
   with its first record; records from every department under the items they own; corrections and
   revocations; objections in every state (raised, declined, accepted, overdue, extended, ruled with
@@ -43,7 +44,8 @@ DIVISION_BEFORE_2017 = "330185"  # 临安市 (county-level city) until 2017
 DIVISION_FROM_2017 = "330112"  # 临安区
 # When each bundled policy version was published (a few days before it took effect).
 PUBLISHED = {("catalogue", "2019.1"): date(2019, 6, 20), ("grading", "2023.1"): date(2022, 12, 15),
-             ("catalogue", "2023.1"): date(2023, 4, 20), ("catalogue", "2026.1"): date(2026, 3, 20)}
+             ("catalogue", "2023.1"): date(2023, 4, 20), ("catalogue", "2026.1"): date(2026, 3, 20),
+             ("measures", "2026.1"): date(2026, 10, 20)}
 PERSON_DEPARTMENTS = ("court", "labour", "water", "power", "transport", "tax")
 ENTERPRISE_WORDS = ("天目", "青山", "锦城", "昌化", "於潜", "太湖源", "玲珑", "高虹", "板桥", "横畈",
                     "山核桃", "竹海", "笋干", "白茶", "云制造", "科创", "电子", "照明", "建材")

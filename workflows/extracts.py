@@ -101,8 +101,8 @@ class ExtractIssuer:
         if moment > clock.now():
             raise LedgerError(f"as-of {format_instant(moment)} lies in the future")
         with ledger.recorder.locked() as tx:
-            checkpoint = self._anchor(tx, moment)
-            rows = {key: self._chain_rows(tx, key, checkpoint.tree_size)
+            checkpoint = self.anchor(tx, moment)
+            rows = {key: self.chain_rows(tx, key, checkpoint.tree_size)
                     for key in (subject, *CONTEXT_CHAINS)}
             proofs = {key: ledger.recorder.chain_map_store.proof(tx, key) for key in rows}
             positions = sorted(row[0] for chain in rows.values() for row in chain)
@@ -134,7 +134,7 @@ class ExtractIssuer:
             "as_of": as_of_text,
             "issued_at": format_instant(issued),
             "checkpoint": checkpoint.note,
-            "events": [self._event(row, inclusion[row[0]]) for row in every],
+            "events": [self.event(row, inclusion[row[0]]) for row in every],
             "chains": [{"chain": key,
                         "bucket": [[b64(h), n, b64(head)] for h, n, head in proof.entries],
                         "path": [b64(node) for node in proof.path]}
@@ -149,7 +149,7 @@ class ExtractIssuer:
 
     # -- reading, inside the locked transaction -------------------------------------------------
 
-    def _anchor(self, tx: Any, moment: datetime) -> Checkpoint:
+    def anchor(self, tx: Any, moment: datetime) -> Checkpoint:
         """The latest checkpoint if it covers the whole log, was issued at or after ``moment``
         and its key still signs; otherwise a new one."""
         c, log = tables.checkpoints, tables.log
@@ -169,7 +169,7 @@ class ExtractIssuer:
                 return latest
         return self.ledger.recorder.checkpoint_in(tx)
 
-    def _chain_rows(self, tx: Any, key: str, size: int) -> list[Any]:
+    def chain_rows(self, tx: Any, key: str, size: int) -> list[Any]:
         log, events = tables.log, self.ledger.recorder.events_table
         where = (log.c.subject == key if not key.startswith("~")
                  else and_(log.c.subject.is_(None), log.c.stream == key[1:]))
@@ -183,7 +183,7 @@ class ExtractIssuer:
         ).all())
 
     @staticmethod
-    def _event(row: Any, proof: list[bytes]) -> dict[str, Any]:
+    def event(row: Any, proof: list[bytes]) -> dict[str, Any]:
         position, nid, raw_oid, version, topic, state, _ = row
         return {"position": position, "notification_id": nid, "originator_id": oid_text(raw_oid),
                 "version": version, "topic": topic, "state": b64(bytes(state)),

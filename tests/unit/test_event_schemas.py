@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from domain import state
 from domain.base import LedgerAggregate
 from domain.events import CLASS_VERSION, SCHEMAS, upcast
-from workflows import reads  # noqa: F401 - imports every aggregate module
+from workflows import checks, reads, tokens  # noqa: F401 - imports every aggregate module
 
 # What eventsourcing adds to every event (kept by the envelope, the store, or the library).
 ENVELOPE_FIELDS = {"originator_id", "originator_id_type", "originator_version", "timestamp",

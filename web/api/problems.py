@@ -73,9 +73,9 @@ def _flatten(messages: Any, where: str = "") -> list[dict[str, str]]:
     return found
 
 
-def install(app: Flask) -> None:
-    """API paths answer in problem documents; the window's pages keep their own."""
-    page_http = app.error_handler_spec[None][None].get(HTTPException)
+def install(app: Flask, page_http: Any) -> None:
+    """API paths answer in problem documents; the window's pages keep their own
+    (``page_http``, the handler the window registered before the API's library replaced it)."""
 
     def http_error(exc: HTTPException) -> Any:
         if is_api():
