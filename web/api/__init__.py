@@ -4,10 +4,10 @@ as the CLI, behind bearer tokens (`credit tokens`), every refusal a problem docu
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.exceptions import HTTPException
 from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
 
-from web.api import audit, checks, docs, problems, records, subjects
+from web.api import audit, cases, checks, docs, problems, records, subjects
 
 
 def register_api(app: Flask) -> Api:
@@ -19,7 +19,7 @@ def register_api(app: Flask) -> Api:
                        "description": "A token from `credit tokens issue PRINCIPAL`"}}}})
     pages = app.error_handler_spec[None][None].get(HTTPException)  # the window's, kept
     api = Api(app)
-    for blueprint in (records.blp, subjects.blp, checks.blp, audit.blp):
+    for blueprint in (records.blp, cases.blp, subjects.blp, checks.blp, audit.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     problems.install(app, pages)
