@@ -248,3 +248,17 @@ def test_the_openapi_document_and_its_docs_page_are_served(client: FlaskClient) 
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     page = client.get("/api/docs").get_data(as_text=True)
     assert "POST /api/records/batch" in page and "cdn" not in page.lower()
+
+
+def test_callers_over_the_rate_limit_are_told_when_to_come_back(app: Flask, client: FlaskClient,
+                                                                city: Settings) -> None:
+    app.config.update(API_RATE_PUBLIC=3, API_RATE_TOKEN=5)
+    for _ in range(3):
+        assert client.get("/api/checkpoints").status_code == 200
+    limited = client.get("/api/checkpoints")
+    is_problem(limited, 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    token = bearer(issue(city, "auditor:审计员"))  # a token has its own, larger allowance
+    assert all(client.get("/api/queries", headers=token).status_code == 200 for _ in range(5))
+    is_problem(client.get("/api/queries", headers=token), 429)
+    assert client.get("/").status_code == 200  # the window's pages are not the API's

@@ -7,7 +7,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from web.api import audit, cases, checks, docs, problems, records, subjects
+from web.api import audit, cases, checks, docs, limits, problems, records, subjects
 
 
 def register_api(app: Flask) -> Api:
@@ -23,4 +23,5 @@ def register_api(app: Flask) -> Api:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     problems.install(app, pages)
+    limits.install(app)
     return api

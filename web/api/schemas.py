@@ -3,11 +3,25 @@ Field values are checked again by the same rules as the CLI and import (domain/v
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from domain import clock
 
 TEXT = validate.Length(min=1, max=2000)
 NAME = validate.Length(min=1, max=200)
-DAY = validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error="a date written YYYY-MM-DD")
+def _a_real_day(text: str) -> None:
+    try:
+        clock.parse_day(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not a day of the calendar (YYYY-MM-DD)") from None
+
+
+# the pattern for the OpenAPI document, the calendar for 0000-00-00 and 2026-02-30
+DAY: list[Callable[[Any], Any]] = [validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error="a date written YYYY-MM-DD"),
+       _a_real_day]
 
 
 class RecordIn(Schema):
