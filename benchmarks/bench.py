@@ -65,6 +65,8 @@ TARGETS = {
     "web_subject_p99_ms": {"sqlite": 100, "postgresql": 100},
     "web_search_p99_ms": {"sqlite": 100, "postgresql": 100},
     "web_asof_p50_ms": {"sqlite": 60, "postgresql": 60},
+    "api_submit_p99_ms": {"sqlite": 50, "postgresql": 50},
+    "api_check_p99_ms": {"sqlite": 30, "postgresql": 30},
 }
 CLIENTS_TEXT = "50 clients, gunicorn 2 workers"
 LOWER_IS_BETTER = ("_mb", "_ms_20_events", "_ms_1000_events", "_ms_p50", "_p50_ms", "_p99_ms")
@@ -239,7 +241,8 @@ def extract_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
 
 def web_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
     """The window on gunicorn under load from a separate process (benchmarks/web_probe.py)."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.web_probe", url, str(keys_dir)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.web_probe", url, str(keys_dir),
+                          PASSPHRASE],
                          capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -335,6 +338,13 @@ def main(argv: list[str] | None = None) -> None:
         ("web subject pages/s", figures["web_requests_per_s"],
          f"bare Flask route {figures['web_hello_requests_per_s']}/s, same gunicorn",
          web["web_requests_per_s"] / web["web_hello_requests_per_s"]),
+        ("API batch 1000, events/s", figures["api_batch_events_per_s"],
+         f"the importer in-process {figures['api_import_events_per_s']}/s (target >= 50 %)",
+         web["api_batch_events_per_s"] / web["api_import_events_per_s"]),
+        ("API submit, ms p99", figures["api_submit_p99_ms"], "10 clients; target 50 ms",
+         web["api_submit_p99_ms"] / 50),
+        ("API credit check, ms p99", figures["api_check_p99_ms"], "10 clients; target 30 ms",
+         web["api_check_p99_ms"] / 30),
         ("extract size, bytes", figures["extract_bytes"],
          f"{extracts['events']['subject']} subject + {extracts['events']['registry']} key + "
          f"{extracts['events']['policies']} policy events", 1.0),

@@ -1,9 +1,12 @@
-"""A load generator for the window, in its own process: CLIENTS connections at once, each
-sending one GET after another (a new connection per request: gunicorn's sync workers close
-them), until REQUESTS are done or SECONDS have passed. Prints JSON: count, errors, requests/s,
-p50 and p99 in ms.
+"""A load generator for the window and the API, in its own process: CLIENTS connections at
+once, each sending one request after another (a new connection per request: gunicorn's sync
+workers close them), until REQUESTS are done or SECONDS have passed. Prints JSON: count,
+errors, requests/s, p50 and p99 in ms.
 
-    python -m benchmarks.web_load BASE_URL PATHS_FILE CLIENTS REQUESTS SECONDS
+    python -m benchmarks.web_load BASE_URL REQUESTS_FILE CLIENTS REQUESTS SECONDS [TOKEN]
+
+Each line of REQUESTS_FILE is a path to GET, or ``POST <path> <JSON body>``; with TOKEN every
+request carries it as a bearer token. A POST line is sent once (they are writes: each differs).
 """
 
 from __future__ import annotations
@@ -17,16 +20,24 @@ import time
 from urllib.parse import urlsplit
 
 
-async def one(host: str, port: int, path: str) -> int:
+async def one(host: str, port: int, line: str, token: str | None) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                     .encode("ascii"))
+        method, path, body = "GET", line, b""
+        if line.startswith("POST "):
+            _, path, text = line.split(" ", 2)
+            method, body = "POST", text.encode("utf-8")
+        request = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+        if token:
+            request.append(f"Authorization: Bearer {token}")
+        if method == "POST":
+            request += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        writer.write(("\r\n".join(request) + "\r\n\r\n").encode("utf-8") + body)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = None
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
+        for header in head.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
         if length is None:
@@ -39,7 +50,7 @@ async def one(host: str, port: int, path: str) -> int:
 
 
 async def run(base: str, paths: list[str], clients: int, requests: int,
-              seconds: float) -> dict[str, float]:
+              seconds: float, token: str | None = None) -> dict[str, float]:
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
@@ -47,19 +58,23 @@ async def run(base: str, paths: list[str], clients: int, requests: int,
     left = [requests]
     deadline = time.perf_counter() + seconds
     rng = random.Random(7)
+    writes = iter([p for p in paths if p.startswith("POST ")])
+    reads = [p for p in paths if not p.startswith("POST ")]
 
     async def client() -> None:
         nonlocal errors
         while left[0] > 0 and time.perf_counter() < deadline:
             left[0] -= 1
-            path = paths[rng.randrange(len(paths))]
+            path = reads[rng.randrange(len(reads))] if reads else next(writes, None)
+            if path is None:
+                return
             started = time.perf_counter()
             try:
-                status = await one(host, port, path)
+                status = await one(host, port, path, token)
             except (OSError, asyncio.IncompleteReadError):
                 status = 0
             latencies.append((time.perf_counter() - started) * 1000)
-            if status != 200:
+            if status not in (200, 201):
                 errors += 1
 
     started = time.perf_counter()
@@ -73,10 +88,11 @@ async def run(base: str, paths: list[str], clients: int, requests: int,
 
 def main() -> None:
     base, paths_file, clients, requests, seconds = sys.argv[1:6]
+    token = sys.argv[6] if len(sys.argv) > 6 else None
     with open(paths_file, encoding="utf-8") as file:
         paths = [line.strip() for line in file if line.strip()]
     print(json.dumps(asyncio.run(run(base, paths, int(clients), int(requests),
-                                     float(seconds)))))
+                                     float(seconds), token))))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The window under load: gunicorn (2 sync workers) over the bench store, loaded from a separate
 process on loopback (benchmarks/web_load.py), beside a bare Flask route on the same gunicorn.
 
-    python -m benchmarks.web_probe DATABASE_URL KEYS_DIR
+    python -m benchmarks.web_probe DATABASE_URL KEYS_DIR SECRET
 
 Prints JSON: subject page p50/p99 at 50 clients, search p99 at 50 clients, the as-of view of the
-1,000-event subject p50 (one client), requests/s of each, and the bare route's requests/s."""
+1,000-event subject p50 (one client), requests/s of each, and the bare route's requests/s;
+and the API: a batch of 1,000 records over HTTP beside the same rows imported in-process (the
+CLI's importer), single-record submits and credit checks at 10 concurrent clients."""
 
 from __future__ import annotations
 
@@ -19,11 +21,19 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
 from benchmarks.bench import HISTORY_SUBJECTS
+from domain.authorities import LINAN_AUTHORITIES
+from keys.store import secret_variable
+from ledger.application import CreditLedger
+from ledger.settings import Settings
+from projections.runner import ProjectionRunner
+from workflows.submissions import submit_rows
+from workflows.tokens import Tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
@@ -66,12 +76,13 @@ def gunicorn(app: str, env: dict[str, str]) -> Iterator[str]:
 
 
 def load(base: str, paths: list[str], clients: int, requests: int = REQUESTS,
-         seconds: float = SECONDS) -> dict[str, float]:
+         seconds: float = SECONDS, token: str | None = None) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as file:
         file.write("\n".join(paths))
     try:
         out = subprocess.run([sys.executable, "-m", "benchmarks.web_load", base, file.name,
-                              str(clients), str(requests), str(seconds)],
+                              str(clients), str(requests), str(seconds),
+                              *([token] if token else [])],
                              cwd=ROOT, capture_output=True, text=True, check=True)
     finally:
         os.unlink(file.name)
@@ -81,8 +92,52 @@ def load(base: str, paths: list[str], clients: int, requests: int = REQUESTS,
     return result
 
 
+def record(n: int, subject: str) -> dict[str, Any]:
+    return {"subject": subject, "subject_name": f"压测主体{n % 97}", "item_code": "TAX-PENALTY",
+            "decision_number": f"临税罚〔2026〕WEB{n}号", "decision_date": "2026-06-01",
+            "summary": "逾期申报"}
+
+
+def api_figures(base: str, url: str, keys_dir: str, secret: str,
+                subjects: list[str]) -> dict[str, float]:
+    """Batch, submit and check over HTTP, and the same batch through the importer here."""
+    settings = Settings(database_url=url, keys_dir=Path(keys_dir), passphrase=secret)
+    ledger = CreditLedger(settings)
+    try:
+        tax = Tokens(ledger).issue("credit-office", "tax").bearer
+        agency = Tokens(ledger).issue("credit-office", "agency:公共资源交易中心").bearer
+        rows = [record(n, subjects[n % len(subjects)]) for n in range(1000)]
+        ProjectionRunner(ledger).catch_up()
+        started = time.perf_counter()  # as `credit import` runs: the rows, then the read models
+        summary = submit_rows(ledger, "tax", rows)
+        ProjectionRunner(ledger).catch_up()
+        import_rate = summary.events / (time.perf_counter() - started)
+    finally:
+        ledger.close()
+    batch = "".join(json.dumps(record(n, subjects[n % len(subjects)]), ensure_ascii=False) + "\n"
+                    for n in range(1000, 2000)).encode("utf-8")
+    started = time.perf_counter()
+    answer = urllib.request.urlopen(urllib.request.Request(
+        base + "/api/records/batch", data=batch, method="POST",
+        headers={"Authorization": f"Bearer {tax}", "Content-Type": "application/x-ndjson"}),
+        timeout=300)
+    written = json.loads(answer.read())
+    batch_rate = written["events"] / (time.perf_counter() - started)
+    submits = [f"POST /api/records {json.dumps(record(n, subjects[n % len(subjects)]), ensure_ascii=False)}"
+               for n in range(2000, 2600)]
+    submit = load(base, submits, 10, 600, SECONDS, tax)
+    checks = ["POST /api/checks " + json.dumps({"subject": subjects[n % len(subjects)],
+                                                 "matter": "procurement",
+                                                 "case_number": f"BENCH-{n}"})
+              for n in range(600)]
+    check = load(base, checks, 10, 600, SECONDS, agency)
+    return {"api_batch_events_per_s": batch_rate, "api_import_events_per_s": import_rate,
+            "api_submit_p99_ms": submit["p99_ms"], "api_submit_p50_ms": submit["p50_ms"],
+            "api_check_p99_ms": check["p99_ms"], "api_check_p50_ms": check["p50_ms"]}
+
+
 def main() -> None:
-    url, keys_dir = sys.argv[1], sys.argv[2]
+    url, keys_dir, secret = sys.argv[1], sys.argv[2], sys.argv[3]
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT subject, name FROM proj_subjects WHERE subject LIKE "
@@ -94,12 +149,14 @@ def main() -> None:
     as_of = [f"/subject/{big}?as_of={year}-{month:02d}-15" for year in range(2017, 2026)
              for month in (3, 9)]
     env = {"CREDIT_DATABASE_URL": url, "CREDIT_KEYS_DIR": keys_dir,
-           "CREDIT_REPORTS_DIR": tempfile.mkdtemp(prefix="credit-bench-reports-")}
+           "CREDIT_REPORTS_DIR": tempfile.mkdtemp(prefix="credit-bench-reports-"),
+           **{secret_variable(a.code): secret for a in LINAN_AUTHORITIES}}
     with gunicorn("web.wsgi:app", env) as base:
         load(base, subjects[:200], 4, 400)  # every worker warm: connections, first pages
         subject = load(base, subjects, CLIENTS)
         search = load(base, searches, CLIENTS)
         as_of_view = load(base, as_of, 1, 200)
+        api = api_figures(base, url, keys_dir, secret, [key for key, _ in rows[:300]])
     with gunicorn("benchmarks.hello_app:app", {}) as base:
         hello = load(base, ["/"], CLIENTS)
     print(json.dumps({
@@ -109,6 +166,7 @@ def main() -> None:
         "web_search_requests_per_s": search["requests_per_s"],
         "web_hello_requests_per_s": hello["requests_per_s"],
         "web_hello_p50_ms": hello["p50_ms"],
+        **api,
     }))
 
 
