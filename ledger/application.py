@@ -83,6 +83,7 @@ class CreditLedger(Application[UUID]):
             "CREATE_TABLE": "y" if settings.create else "n",
         })
         self.recorder.checkpoint_signer = self._sign_checkpoint
+        self.recorder.size_guard = self._check_not_truncated
         self.recorder.on_committed = self._record_signed
         self.refresh()
 
@@ -255,6 +256,15 @@ class CreditLedger(Application[UUID]):
         key, signer = self.platform_signer(at)
         return make_checkpoint(self.settings.origin, tree_size, root_hash, at, chain_root, key.kid,
                                key.public_key, signer.sign)
+
+    def _check_not_truncated(self, size: int) -> None:
+        last = self.last_signed()
+        if last is not None and last.tree_size > size:
+            raise StoreRolledBack(
+                f"the store holds {size} events, but this platform signed a checkpoint of "
+                f"{last.tree_size} events (root {b64(last.root_hash)}) at "
+                f"{format_instant(last.issued_at)}: the store was truncated or rolled back; "
+                "nothing is written or signed")
 
     def last_signed(self) -> Checkpoint | None:
         """The signer's record of the last checkpoint it signed (kept beside its key)."""

@@ -80,6 +80,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
                  schema_name: str | None = None) -> None:
         super().__init__(datastore, events_table_name=events_table_name, schema_name=schema_name)
         self.checkpoint_signer: CheckpointSigner | None = None
+        self.size_guard: Callable[[int], None] | None = None  # refuses a truncated store
         self._bulk_depth = 0
         self._latest_time: tuple[int, datetime] | None = None  # (log size, latest event time)
         self._batch_latest: datetime | None = None
@@ -130,6 +131,10 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             with self.transaction(commit=True) as tx:
                 notification_ids = self._insert_rows(tx, stored_events)
                 start = self._start(tx)
+                if self.size_guard is not None:
+                    # before anything is appended: a store shorter than what was signed is
+                    # refused as rolled back, not mistaken for a duplicate at its tree nodes
+                    self.size_guard(start[0])
                 size, hashes, root, chain_root = self._append_to_log(
                     tx, stored_events, notification_ids, log_entries, start)
                 checkpoint = self.checkpoint_signer(size, root, chain_root,

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from domain.authorities import LINAN_AUTHORITIES
 from domain.clock import CHINA_TIME
 from projections.runner import ProjectionRunner
+from web import csrf
 from workflows.session import USER_ERRORS, CreditLedger, Settings, opened
 from workflows.window import Window
 
@@ -72,11 +73,15 @@ def create_app(settings: Settings | None = None) -> Flask:
                       BABEL_DEFAULT_LOCALE="zh")
     app.extensions["credit_door"] = Door(config)
     Babel(app, locale_selector=chosen_language)
+    csrf.install(app, config.keys_dir)
 
     from web.api import problems, register_api
     from web.window import window
 
     app.register_blueprint(window)
+    from web.office import office
+
+    app.register_blueprint(office)
 
     @app.context_processor
     def shared() -> dict[str, Any]:
@@ -190,8 +195,8 @@ def chosen_language() -> str:
 
 
 def page_error(code: int, detail: str) -> tuple[str, int]:
-    titles = {404: gettext("未找到"), 413: gettext("文件太大"), 400: gettext("请求有误"),
-              405: gettext("请求有误"), 422: gettext("请求无法完成")}
+    titles = {401: gettext("请先登录"), 404: gettext("未找到"), 413: gettext("文件太大"),
+              400: gettext("请求有误"), 405: gettext("请求有误"), 422: gettext("请求无法完成")}
     title = titles.get(code, gettext("出错了"))
     explanations = {404: gettext("没有这个主体或记录，或者它不公开（自然人的信息不在公开窗口显示）。"),
                     413: gettext("上传的文件超过了允许的大小。")}

@@ -22,7 +22,8 @@ from domain import clock
 from domain.base import DomainError
 from domain.disclosure import NotPublic, is_person, public_view, wholly_public
 from domain.history import effective_day
-from domain.state import Fact, states_on
+from domain.identifiers import mask_subject_key
+from domain.state import Fact, objections_on, states_on
 from keys.signer import fingerprint, public_key_from_pem
 from keys.store import PINNED_FILE
 from ledger import tables
@@ -165,6 +166,16 @@ class Window:
         issued: Extract = self.reads.extract(self.public, subject, None, None)
         data = issued.to_json().encode("utf-8")
         return Report(issued.number, data, hashlib.sha256(data).hexdigest())
+
+    # -- the credit office's desk --------------------------------------------------------------
+
+    def objection_queue(self) -> list[dict[str, Any]]:
+        """Objections not yet ruled (raised, accepted, extended), oldest first: what the office
+        works on. Subjects masked: the desk shows a person's file only by number."""
+        views = objections_on(self.ledger.stream_facts("Objection"), clock.today_in_china(),
+                              clock.now())
+        return [{**v, "subject": mask_subject_key(v["subject"])} for v in views
+                if v["status"] in ("raised", "accepted", "extended")]
 
     # -- checking, and what anyone can check against --------------------------------------------
 

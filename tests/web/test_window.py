@@ -113,8 +113,15 @@ def test_a_record_page_shows_its_signed_events_and_their_inclusion(client: Flask
     assert client.get("/record/not-a-uuid").status_code == 404
 
 
+def form_token(client: FlaskClient) -> str:
+    """The session's CSRF token, as every form of the window carries it."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html(client.get("/verify")))
+    assert found is not None
+    return found.group(1)
+
+
 def issue(client: FlaskClient, key: str) -> tuple[str, bytes, str]:
-    issued = client.post(f"/subject/{key}/report")
+    issued = client.post(f"/subject/{key}/report", data={"csrf_token": form_token(client)})
     assert issued.status_code == 303, html(issued)
     number = issued.headers["Location"].rsplit("/", 1)[-1]
     report = html(client.get(f"/reports/{number}"))
@@ -129,7 +136,8 @@ def test_a_report_carries_its_number_and_file_digest_and_verifies(
     assert f'id="report-number">{number}<' in report
     assert f'id="report-sha256">{hashlib.sha256(data).hexdigest()}<' in report
     assert "<svg" in report and "@media print" in html(client.get("/static/window.css"))
-    checked = client.post("/verify", data={"extract": (BytesIO(data), "report.json")},
+    checked = client.post("/verify", data={"extract": (BytesIO(data), "report.json"),
+                                           "csrf_token": form_token(client)},
                           content_type="multipart/form-data")
     assert checked.status_code == 200 and "VALID" in html(checked) and number in html(checked)
     ledger = CreditLedger(city)
@@ -150,13 +158,14 @@ def test_a_tampered_report_is_invalid_with_the_check_named(client: FlaskClient,
     payload["state"]["grade"]["grade"] = "A" if payload["state"]["grade"]["grade"] != "A" else "B"
     document["payload"] = urlsafe_b64encode(json.dumps(payload, ensure_ascii=False).encode()
                                             ).rstrip(b"=").decode()
-    checked = client.post("/verify", data={
+    checked = client.post("/verify", data={"csrf_token": form_token(client),
         "extract": (BytesIO(json.dumps(document).encode()), "report.json")},
         content_type="multipart/form-data")
     assert checked.status_code == 422
     page = html(checked)
     assert "INVALID" in page and re.search(r'id="failed-check">[a-z-]+<', page)
-    not_json = client.post("/verify", data={"extract": (BytesIO(b"\xff\x00"), "x.json")},
+    not_json = client.post("/verify", data={"extract": (BytesIO(b"\xff\x00"), "x.json"),
+                                            "csrf_token": form_token(client)},
                            content_type="multipart/form-data")
     assert not_json.status_code == 422 and "INVALID" in html(not_json)
 
@@ -165,7 +174,8 @@ def test_a_file_that_is_not_wholly_public_gets_no_public_report(client: FlaskCli
                                                                 city: Settings) -> None:
     for key, page in enterprise_pages(client, city):
         if 'id="issue-report"' not in page:
-            refused = client.post(f"/subject/{key}/report")
+            refused = client.post(f"/subject/{key}/report",
+                                  data={"csrf_token": form_token(client)})
             assert refused.status_code == 403 and "主体本人" in html(refused)
             return
     raise AssertionError("every enterprise of the demo city is wholly public")
@@ -202,3 +212,49 @@ def test_the_english_catalogue_is_complete_and_compiled() -> None:
     assert missing == [], f"no English for {missing}: add them to make_catalogue.py"
     assert PO.read_bytes() == po and MO.read_bytes() == mo, \
         "run `.venv/bin/python -m web.translations.make_catalogue`"
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_does_nothing(client: FlaskClient,
+                                                                   city: Settings) -> None:
+    from tests.web.test_api import events
+
+    before = events(city)
+    forged = client.post(f"/subject/{ENTERPRISE.key}/report")  # from another site
+    assert forged.status_code == 400 and "Traceback" not in html(forged)
+    wrong = client.post(f"/subject/{ENTERPRISE.key}/report", data={"csrf_token": "x" * 43})
+    assert wrong.status_code == 400
+    assert events(city) == before  # no report issued, no query logged
+    form_token(client)  # a page with a form: the session begins
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+
+
+def test_the_office_signs_in_with_its_token_and_accepts_an_objection(client: FlaskClient,
+                                                                     city: Settings) -> None:
+    from tests.web.test_api import bearer
+    from tests.web.test_api import issue as issue_token
+
+    assert client.get("/office").status_code == 302  # to the sign-in page
+    refused = client.post("/office/login", data={"token": issue_token(city, "tax"),
+                                                 "csrf_token": form_token(client)})
+    assert refused.status_code == 401 and 'id="login-refused"' in html(refused)
+    subject = bearer(issue_token(city, f"subject:{ENTERPRISE.key}"))
+    record = client.get(f"/api/subjects/{ENTERPRISE.key}").get_json()["records"][0]["id"]
+    raised = client.post("/api/objections", json={"subject": ENTERPRISE.key, "record": record,
+                                                  "grounds": "金额有误"}, headers=subject)
+    number = raised.get_json()["number"]
+    office = issue_token(city, "credit-office")
+    signed_in = client.post("/office/login", data={"token": office,
+                                                   "csrf_token": form_token(client)})
+    assert signed_in.status_code == 302
+    desk = html(client.get("/office"))
+    assert number in desk and office not in desk and ENTERPRISE.code in desk
+    accepted = client.post(f"/office/objections/{number}/accept",
+                           data={"csrf_token": form_token(client)})
+    assert accepted.status_code == 302
+    state = client.get(f"/api/subjects/{ENTERPRISE.key}", query_string={"purpose": "核对"},
+                       headers=bearer(office)).get_json()
+    assert [r["under_objection"] for r in state["records"] if r["id"] == record] == [True]
+    client.post("/office/logout", data={"csrf_token": form_token(client)})
+    assert client.post(f"/office/objections/{number}/accept",
+                       data={"csrf_token": form_token(client)}).status_code == 401

@@ -142,6 +142,16 @@ ENGLISH = {
         "This is the file as the ledger showed it on %(day)s (as known today).",
     "选择签名报告文件（.json）": "Choose a signed report file (.json)",
     "部门": "Department",
+    "信用办登录": "Credit office sign-in",
+    "令牌无效，或不是信用办的令牌。": "The token is not valid, or not a credit office token.",
+    "信用办令牌": "Credit office token",
+    "登录": "Sign in",
+    "信用办工作台": "Credit office desk",
+    "退出": "Sign out",
+    "待处理的异议": "Objections awaiting the office",
+    "期限": "due",
+    "受理": "Accept",
+    "请先登录": "Please sign in",
 }
 
 

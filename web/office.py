@@ -1,0 +1,67 @@
+"""The credit office's desk in the window: staff sign in with their office token (a session
+cookie, never the token, is kept), see the objections awaiting them and accept them. Every form
+carries its CSRF token (web/csrf.py); the office's key signs what the desk writes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from web.app import door
+from workflows.tokens import TokenRefused, Tokens
+
+office = Blueprint("office", __name__, url_prefix="/office")
+OFFICE_ROLE = "credit_office"
+
+
+def signed_in() -> str:
+    name = session.get("office")
+    if not isinstance(name, str):
+        abort(401)
+    return name
+
+
+@office.get("/login")
+def login_page() -> str:
+    return render_template("office_login.html", refused=False)
+
+
+@office.post("/login")
+def login() -> Response | tuple[str, int]:
+    token = request.form.get("token", "")
+    with door().window() as win:
+        try:
+            reader = Tokens(win.ledger).authenticate(token)
+        except TokenRefused:
+            reader = None
+    if reader is None or reader.role != OFFICE_ROLE:
+        return render_template("office_login.html", refused=True), 401
+    session.clear()  # a new session for the signed-in user (no fixation)
+    session["office"] = reader.name
+    return redirect(url_for("office.desk"))
+
+
+@office.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("window.home"))
+
+
+@office.get("")
+def desk() -> str | Response:
+    if not isinstance(session.get("office"), str):
+        return redirect(url_for("office.login_page"))
+    with door().window() as win:
+        queue = win.objection_queue()
+    return render_template("office.html", queue=queue, name=session["office"])
+
+
+@office.post("/objections/<number>/accept")
+def accept(number: str) -> Response:
+    actor = signed_in()
+    with door().window() as win:
+        win.services.accept_objection(actor, number)
+    return redirect(url_for("office.desk", accepted=number))
+
+
+
