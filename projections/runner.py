@@ -18,7 +18,7 @@ import select as io_select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -338,7 +338,7 @@ class ProjectionRunner:
 
 
 def _subjects_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
-                   tables: dict[str, Any], position: int, as_of: date | None,
+                   tables: Mapping[str, Any], position: int, as_of: date | None,
                    today: date) -> Step:
     subjects_table = tables["proj_subjects"]
     due = conn.execute(select(subjects_table.c.subject)
@@ -364,7 +364,7 @@ def _subjects_step(runner: ProjectionRunner, conn: Connection, reader: Connectio
 
 
 def _recompute(runner: ProjectionRunner, conn: Connection, reader: Connection,
-               tables: dict[str, Any], subjects: list[str], until: int, today: date) -> None:
+               tables: Mapping[str, Any], subjects: list[str], until: int, today: date) -> None:
     buffer = RowBuffer(tables)
     facts = read_facts_of(reader, runner.events, subjects, until)
     for state in states(facts, runner.policy_facts(until), today):
@@ -375,7 +375,7 @@ def _recompute(runner: ProjectionRunner, conn: Connection, reader: Connection,
 PARALLEL_FROM = 40_000  # events; below this, starting worker processes costs more than it saves
 
 
-def _subjects_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
+def _subjects_fill(runner: ProjectionRunner, tables: Mapping[str, Any], until: int, today: date,
                    progress: Progress | None, workers: int | None) -> None:
     """Every subject, streamed through the subject index and written in chunks; on a large store,
     by worker processes each taking one range of subject keys."""
@@ -433,7 +433,7 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def fill_subjects(reader: Connection, target: Engine, tables: dict[str, Any], until: int,
+def fill_subjects(reader: Connection, target: Engine, tables: Mapping[str, Any], until: int,
                   today: date, policy: list[Fact], start: str | None = None,
                   stop: str | None = None, progress: Progress | None = None) -> int:
     """Compute and write the subjects in [start, stop); returns the events read."""
@@ -500,7 +500,7 @@ def _keys_rows(runner: ProjectionRunner, reader: Connection, until: int,
 
 
 def _keys_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
-               tables: dict[str, Any], position: int, as_of: date | None, today: date) -> Step:
+               tables: Mapping[str, Any], position: int, as_of: date | None, today: date) -> Step:
     log = ledger_tables.log
     last = reader.execute(select(func.max(log.c.position))).scalar()
     end = -1 if last is None else int(last)
@@ -517,7 +517,7 @@ def _keys_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
     return Step(end, max(end - position, 0))
 
 
-def _keys_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, today: date,
+def _keys_fill(runner: ProjectionRunner, tables: Mapping[str, Any], until: int, today: date,
                progress: Progress | None, workers: int | None) -> None:
     with runner.ledger.engine.connect() as reader:
         rows = _keys_rows(runner, reader, until, today)
@@ -530,7 +530,7 @@ def _keys_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int, tod
 
 
 def _checkpoints_step(runner: ProjectionRunner, conn: Connection, reader: Connection,
-                      tables: dict[str, Any], position: int, as_of: date | None,
+                      tables: Mapping[str, Any], position: int, as_of: date | None,
                       today: date) -> Step:
     source = ledger_tables.checkpoints
     rows = reader.execute(select(source.c.seq, source.c.tree_size, source.c.root_hash,
@@ -545,7 +545,7 @@ def _checkpoints_step(runner: ProjectionRunner, conn: Connection, reader: Connec
     return Step(int(rows[-1][0]), len(rows))
 
 
-def _checkpoints_fill(runner: ProjectionRunner, tables: dict[str, Any], until: int,
+def _checkpoints_fill(runner: ProjectionRunner, tables: Mapping[str, Any], until: int,
                       today: date, progress: Progress | None, workers: int | None) -> None:
     position = -1
     with runner.ledger.engine.connect() as reader:

@@ -11,7 +11,9 @@ same transaction as the rows, so every event is applied exactly once, also after
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cache
+from types import MappingProxyType
 
 from sqlalchemy import (
     BigInteger,
@@ -187,7 +189,10 @@ TABLES: dict[str, Callable[[MetaData, int], list[Table]]] = {
 }
 
 
-def tables_of(name: str, generation: int) -> dict[str, Table]:
-    """The physical tables of one generation, by their view name (``proj_records`` …)."""
+@cache
+def tables_of(name: str, generation: int) -> Mapping[str, Table]:
+    """The physical tables of one generation, by their view name (``proj_records`` …). Made
+    once per process: building them is a cost per catch-up step, and the same Table objects
+    let SQLAlchemy reuse its compiled statements."""
     built = TABLES[name](MetaData(), generation)
-    return {t.name.rsplit("_g", 1)[0]: t for t in built}
+    return MappingProxyType({t.name.rsplit("_g", 1)[0]: t for t in built})

@@ -9,7 +9,7 @@ recomputed whenever one of its events arrives, and again on its ``changes_on`` d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -87,7 +87,7 @@ def states(subjects: dict[str, list[Fact]], policy_facts: Sequence[Fact], as_of:
 class RowBuffer:
     """Rows gathered for many subjects, written with one multi-row insert per table."""
 
-    def __init__(self, tables: dict[str, Table]) -> None:
+    def __init__(self, tables: Mapping[str, Table]) -> None:
         self.tables = tables
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
         self.subjects: list[str] = []
