@@ -10,6 +10,7 @@ from domain.base import DomainError
 from domain.disclosure import NotPublic, NotWhollyPublic
 from domain.identifiers import InvalidIdentifier
 from domain.permissions import NotPermitted
+from domain.policies import NoPolicyInForce, PolicyError
 from domain.queries import PurposeRequired
 from keys.registry import KeyRegistryError
 from keys.store import KeyStoreError
@@ -35,7 +36,7 @@ def kind_of_refusal(exc: BaseException) -> str | None:
         already = [e for e in exc.errors if "already in the ledger" in e.reason]
         return "conflict" if already and len(already) == len(exc.errors) else "invalid"
     if isinstance(exc, PurposeRequired | InvalidIdentifier | DomainError | LedgerError
-                  | KeyRegistryError | KeyStoreError):
+                  | KeyRegistryError | KeyStoreError | PolicyError | NoPolicyInForce):
         return "invalid"
     if isinstance(exc, OperationalError):
         return "unavailable"

@@ -262,3 +262,23 @@ def test_callers_over_the_rate_limit_are_told_when_to_come_back(app: Flask, clie
     assert all(client.get("/api/queries", headers=token).status_code == 200 for _ in range(5))
     is_problem(client.get("/api/queries", headers=token), 429)
     assert client.get("/").status_code == 200  # the window's pages are not the API's
+
+
+def test_the_registry_is_public_and_policies_are_the_office_s(client: FlaskClient,
+                                                              city: Settings) -> None:
+    keys = client.get("/api/keys").get_json()["keys"]
+    assert {"platform", "tax"} <= {k["authority"] for k in keys}
+    listed = client.get("/api/policies").get_json()["policies"]
+    assert ("measures", "2026.1") in {(p["kind"], p["version"]) for p in listed}
+    document = json.loads((ROOT / "domain" / "policies" / "measures-2026.json").read_text())
+    document.update(version="2027.1", effective_from="2027-01-01")
+    before = events(city)
+    is_problem(client.post("/api/policies", json=document,
+                           headers=bearer(issue(city, "tax"))), 403)
+    is_problem(client.post("/api/policies", json={**document, "kind": "lottery"},
+                           headers=bearer(issue(city, "credit-office"))), 422)
+    assert events(city) == before + 2  # the two tokens only
+    office = bearer(issue(city, "credit-office"))
+    made = client.post("/api/policies", json=document, headers=office)
+    assert made.status_code == 201 and made.get_json()["version"] == "2027.1"
+    is_problem(client.post("/api/policies", json=document, headers=office), 409)

@@ -7,7 +7,17 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from web.api import audit, cases, checks, docs, limits, problems, records, subjects
+from web.api import (
+    audit,
+    cases,
+    checks,
+    docs,
+    limits,
+    problems,
+    records,
+    registry,
+    subjects,
+)
 
 
 def register_api(app: Flask) -> Api:
@@ -19,7 +29,8 @@ def register_api(app: Flask) -> Api:
                        "description": "A token from `credit tokens issue PRINCIPAL`"}}}})
     pages = app.error_handler_spec[None][None].get(HTTPException)  # the window's, kept
     api = Api(app)
-    for blueprint in (records.blp, cases.blp, subjects.blp, checks.blp, audit.blp):
+    for blueprint in (records.blp, cases.blp, subjects.blp, checks.blp, audit.blp,
+                      registry.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     problems.install(app, pages)
