@@ -7,9 +7,11 @@ uses bearer tokens, never cookies) without the matching token is refused before 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from flask import Flask, abort, request, session
@@ -18,16 +20,23 @@ SESSION_KEY_FILE = "web-session.key"
 
 
 def session_secret(folder: Path) -> bytes:
+    """The key that signs session cookies, made at the first start. Written whole to a
+    temporary file and linked into place (atomic, never replacing): a worker starting at the
+    same moment reads either nothing yet or the whole key, and all agree on the winner's."""
     path = folder / SESSION_KEY_FILE
-    try:
+    if path.exists():
         return path.read_bytes()
-    except FileNotFoundError:
-        folder.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_bytes(32)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".web-session-")
+    try:
         with os.fdopen(descriptor, "wb") as file:
-            file.write(secret)
-        return secret
+            file.write(secrets.token_bytes(32))
+        os.chmod(temporary, 0o600)
+        with contextlib.suppress(FileExistsError):  # another worker's key is in place
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_bytes()
 
 
 def csrf_token() -> str:
@@ -38,10 +47,7 @@ def csrf_token() -> str:
 
 
 def install(app: Flask, folder: Path) -> None:
-    try:
-        app.secret_key = session_secret(folder)
-    except FileExistsError:  # another worker made it meanwhile
-        app.secret_key = (folder / SESSION_KEY_FILE).read_bytes()
+    app.secret_key = session_secret(folder)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=os.environ.get("CREDIT_WEB_SECURE_COOKIES") == "1")
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -258,3 +258,15 @@ def test_the_office_signs_in_with_its_token_and_accepts_an_objection(client: Fla
     client.post("/office/logout", data={"csrf_token": form_token(client)})
     assert client.post(f"/office/objections/{number}/accept",
                        data={"csrf_token": form_token(client)}).status_code == 401
+
+
+def test_workers_starting_at_once_agree_on_the_session_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web.csrf import SESSION_KEY_FILE, session_secret
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: session_secret(tmp_path / "keys"), range(32)))
+    assert len(keys) == 1 and len(next(iter(keys))) == 32
+    assert (tmp_path / "keys" / SESSION_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == [SESSION_KEY_FILE]
