@@ -36,6 +36,7 @@ from workflows.window import NotShown
 window = Blueprint("window", __name__)
 
 GROUPS = ("licensing", "penalty", "other")  # as Credit China groups a file
+PAGE = 50  # records shown per group; ?all=1 shows them all
 UUID_TEXT = re.compile(r"^[0-9a-fA-F-]{36}$")
 
 
@@ -60,7 +61,11 @@ def subject(key: str) -> str:
             state = win.subject(key, as_of)
         except NotShown:
             abort(404)
-    groups = [(code, [r for r in state["records"] if _group(r) == code]) for code in GROUPS]
+    everything = request.args.get("all") == "1"
+    groups = []
+    for code in GROUPS:  # newest first, as Credit China lists them; a page of each group
+        found = [r for r in reversed(state["records"]) if _group(r) == code]
+        groups.append((code, found if everything else found[:PAGE], len(found)))
     return render_template("subject.html", state=state, groups=groups, as_of=as_of,
                            today=clock.today_in_china(), chart=grade_chart(state["timeline"]),
                            masked=mask_subject_key(state["subject"]))

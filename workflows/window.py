@@ -81,19 +81,21 @@ class Window:
         return facts
 
     def subject(self, subject: str, as_of: date | None = None) -> dict[str, Any]:
-        """The public file on ``as_of`` (default today), with the grade over time."""
+        """The public file on ``as_of`` (default today), with the grade over time, and — on
+        today's file, where a report is issued — whether the file is wholly public (None on a
+        past day: a report is always of the file as it is now)."""
         facts = self._facts(subject)
         day = as_of or clock.today_in_china()
         self.ledger.refresh()
         now = clock.now()
-        today = clock.today_in_china()
-        whole, current = states_on(subject, facts, self.ledger.policy_facts, [day, today], now)
+        (whole,) = states_on(subject, facts, self.ledger.policy_facts, [day], now)
         try:
             state = public_view(whole)
         except NotPublic:
             raise NotShown from None
+        today = day == clock.today_in_china()
         return {**state, "timeline": self._timeline(subject, facts, now),
-                "wholly_public": wholly_public(current)}
+                "wholly_public": wholly_public(whole) if today else None}
 
     def _timeline(self, subject: str, facts: list[Fact], now: datetime) -> list[dict[str, Any]]:
         """The grade on each day something took effect (the latest ``TIMELINE_POINTS``), and

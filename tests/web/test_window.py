@@ -12,6 +12,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from ledger.application import CreditLedger
@@ -270,3 +271,27 @@ def test_workers_starting_at_once_agree_on_the_session_key(tmp_path: Path) -> No
     assert len(keys) == 1 and len(next(iter(keys))) == 32
     assert (tmp_path / "keys" / SESSION_KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "keys").iterdir()] == [SESSION_KEY_FILE]
+
+
+def test_a_long_file_shows_a_page_of_each_group_newest_first(
+        client: FlaskClient, city: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from web import window as pages
+
+    monkeypatch.setattr(pages, "PAGE", 1)
+    short = html(client.get(f"/subject/{ENTERPRISE.key}"))
+    penalties = short.split('id="records-penalty"')[1].split("</section>")[0]
+    assert penalties.count('class="record"') == 1 and "<small>2</small>" in penalties
+    newest = max(re.findall(r'<span class="date">(\d{4}-\d{2}-\d{2})</span>',
+                            html(client.get(f"/subject/{ENTERPRISE.key}?all=1"))))
+    assert newest in penalties  # the newest first
+    assert 'class="show-all"' in penalties
+    whole = html(client.get(f"/subject/{ENTERPRISE.key}", query_string={"all": "1"}))
+    assert whole.split('id="records-penalty"')[1].split("</section>")[0].count(
+        'class="record"') == 2
+
+
+def test_a_past_day_offers_no_report_but_the_way_back_to_today(client: FlaskClient,
+                                                               city: Settings) -> None:
+    past = html(client.get(f"/subject/{ENTERPRISE.key}", query_string={"as_of": "2026-01-02"}))
+    report = past.split('id="report"')[1].split("</section>")[0]
+    assert 'id="issue-report"' not in report and f'href="/subject/{ENTERPRISE.key}"' in report

@@ -152,6 +152,9 @@ ENGLISH = {
     "期限": "due",
     "受理": "Accept",
     "请先登录": "Please sign in",
+    "显示全部 %(n)s 条": "Show all %(n)s",
+    "信用报告总是今天的档案：请回到今天出具。":
+        "A credit report is always of today's file: go back to today to issue one.",
 }
 
 
