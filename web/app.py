@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from flask_babel import Babel, get_translations, gettext
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -25,6 +25,7 @@ from web import csrf
 from workflows.session import USER_ERRORS, CreditLedger, Settings, opened
 from workflows.window import Window
 
+T = TypeVar("T")
 LANGUAGES = ("zh", "en")
 LANGUAGE_COOKIE = "lang"
 MAX_UPLOAD = 32 * 1024 * 1024  # an extract of a subject with tens of thousands of events
@@ -56,6 +57,18 @@ class Door:
         if self._runner is None:
             self._runner = ProjectionRunner.for_ledger(window.ledger)
         return self._runner
+
+    def write(self, work: Callable[[Window], T]) -> T:
+        """Do ``work`` (a write) and bring the read models up after it (embedded mode): the
+        write stands whatever the read models do; a failure there is logged, not raised."""
+        with self.window() as win:
+            result = work(win)
+            try:
+                self.runner(win).catch_up()
+            except Exception as exc:
+                current_app.logger.warning("read models did not catch up after a write: %s",
+                                           type(exc).__name__)
+        return result
 
     def close(self) -> None:
         with self._lock:
@@ -93,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         return page_error(exc.code or 500, exc.description or "")
 
     def refused(exc: Exception) -> Any:
-        if request.path.startswith("/api/"):
+        if problems.is_api():
             return problems.from_refusal(exc) or problems.problem(500, "the request failed")
         app.logger.warning("refused: %s", type(exc).__name__)  # its text may name a person
         return page_error(422, "")

@@ -59,8 +59,7 @@ def desk() -> str | Response:
 @office.post("/objections/<number>/accept")
 def accept(number: str) -> Response:
     actor = signed_in()
-    with door().window() as win:
-        win.services.accept_objection(actor, number)
+    door().write(lambda win: win.services.accept_objection(actor, number))
     return redirect(url_for("office.desk", accepted=number))
 
 

@@ -4,7 +4,6 @@ paper copy to its signed file."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import qrcode
 import qrcode.image.svg
 
+from workflows.extracts import signed_payload
 from workflows.session import Settings
 
 NUMBER = re.compile(r"^[A-Za-z0-9-]{1,80}$")
@@ -50,12 +50,7 @@ class ReportStore:
     @staticmethod
     def payload(path: Path) -> dict[str, Any]:
         """What the signed file says (it was issued here; the verify page checks any file)."""
-        document = json.loads(path.read_bytes())
-        from base64 import urlsafe_b64decode
-
-        body = document["payload"]
-        loaded: dict[str, Any] = json.loads(urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        return loaded
+        return signed_payload(path.read_bytes())
 
     @staticmethod
     def digest(path: Path) -> str:

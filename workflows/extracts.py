@@ -73,6 +73,13 @@ class Extract:
         return json.dumps(self.document, indent=2) + "\n"
 
 
+def signed_payload(data: bytes) -> dict[str, Any]:
+    """What a signed file this platform issued says (its JWS payload), unchecked: for showing
+    a file the platform itself wrote; anything received is checked by the verifier."""
+    payload: dict[str, Any] = json.loads(jws.parse(json.loads(data)).payload)
+    return payload
+
+
 def extract_number(subject: str, as_of: str, checkpoint: Checkpoint, issued_at: datetime) -> str:
     """A number that names the extract: the day, the checkpoint's size and a digest."""
     digest = hashlib.sha256(

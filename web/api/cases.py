@@ -6,11 +6,10 @@ counter (``subject_via_window`` in domain/permissions.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from flask import abort, current_app
+from flask import abort
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -21,6 +20,7 @@ from domain.listings import listing_id
 from domain.permissions import COMMANDS, NotPermitted
 from web.api.caller import caller, signer
 from web.api.schemas import DAY, TEXT
+from web.api.subjects import day
 from web.app import door
 from workflows.services import CreditServices
 
@@ -43,17 +43,8 @@ def acting(command: str, subject: str | None = None) -> str:
 
 
 def run(work: Callable[[CreditServices], T]) -> T:
-    with door().window() as win:
-        result = work(win.services)
-        try:
-            door().runner(win).catch_up()
-        except Exception as exc:
-            current_app.logger.warning("read models did not catch up: %s", type(exc).__name__)
-    return result
-
-
-def day(text: str | None) -> date | None:
-    return None if text is None else clock.parse_day(text)
+    """A service command as a write (read models brought up after it)."""
+    return door().write(lambda win: work(win.services))
 
 
 def changes_of(raw: dict[str, Any] | None) -> dict[str, Any] | None:
