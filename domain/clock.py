@@ -53,10 +53,18 @@ def parse_instant(text: str) -> datetime:
     zone), or a bare date YYYY-MM-DD meaning the last instant of that China day. ValueError
     for anything else."""
     if len(text) == 10:
-        return (datetime.combine(parse_day(text), time(0), tzinfo=CHINA_TIME)
-                + timedelta(days=1) - timedelta(microseconds=1))
+        try:
+            return (datetime.combine(parse_day(text), time(0), tzinfo=CHINA_TIME)
+                    + timedelta(days=1) - timedelta(microseconds=1))
+        except OverflowError:  # 9999-12-31 has no day after it
+            return datetime.combine(parse_day(text), time.max, tzinfo=CHINA_TIME)
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TIME)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TIME)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} lies outside the calendar in UTC") from None
+    return moment
 
 
 def naive_utc(moment: datetime) -> datetime:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, Permission] = {
     "keys.register": _p("platform", "register an authority with its first key"),
     "keys.rotate": _p("platform", "issue an authority a new key"),
     "keys.revoke": _p("platform", "revoke a key"),
+    "checkpoint.sign": _p("platform", "sign a checkpoint of the whole log now"),
     "policy.publish": _p("credit_office", "publish a catalogue, grading, measures or calendar version"),
     "subject.register": _p("department credit_office", "register a subject under its identifier"),
     "subject.rename": _p("department credit_office", "record a subject's change of name"),

@@ -392,7 +392,7 @@ class CreditLedger(Application[UUID]):
         self.refresh()
         key = self.registry.keys.get(kid)
         if key is None:
-            raise LedgerError(f"key {kid!r} is not in the key registry")
+            raise NotFound("key", repr(kid))
         authority = self.authority(key.authority)
         authority.revoke_key(actor=PLATFORM, kid=kid, reason=reason,
                              revoked_at=revoked_at or clock.now())

@@ -33,13 +33,13 @@ class NotInitialised(LedgerError):
         super().__init__("the ledger has no platform key yet: run `credit init` first")
 
 
-class AuthorityAlreadyRegistered(LedgerError):
-    def __init__(self, code: str) -> None:
-        super().__init__(f"authority {code!r} is already registered")
-
-
 class AlreadyRecorded(LedgerError):
     """The same record, objection, application, listing, commitment or policy already exists."""
+
+
+class AuthorityAlreadyRegistered(AlreadyRecorded):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"authority {code!r} is already registered")
 
 
 class RecordAlreadySubmitted(AlreadyRecorded):

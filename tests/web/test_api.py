@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
+from domain.identifiers import uscc_check_char
 from domain.permissions import COMMANDS, ROLES
 from ledger.application import CreditLedger
 from ledger.settings import Settings
@@ -113,25 +114,101 @@ def test_a_token_minted_by_writing_to_the_database_is_refused(client: FlaskClien
 # -- the role × endpoint matrix, from the table in code ------------------------------------
 
 
-def endpoints(record_id: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
-    """command -> (method, path, body or query) that runs it."""
-    return {
-        "record.submit": ("POST", "/api/records", record(100)),
-        "record.correct": ("POST", f"/api/records/{record_id}/correction",
+def new_subject() -> str:
+    first17 = "91330185MA2B0T5Q9"
+    return f"uscc:{first17}{uscc_check_char(first17)}"
+
+
+def endpoints(case: dict[str, str]) -> list[tuple[str, str, str, Any]]:
+    """(command, method, path, body or query) for every endpoint that writes or reads beyond
+    the public file. Case numbers that do not exist are refused after the caller is: an allowed
+    role gets a 404, a refused one its 401/403."""
+    rid = case["record"]
+    return [
+        ("keys.register", "POST", "/api/keys", {"authority": "matrix-dept", "name_zh": "测试局",
+                                                "name_en": "Matrix bureau"}),
+        ("keys.rotate", "POST", "/api/keys/rotation", {"authority": "water"}),
+        ("keys.revoke", "POST", f"/api/keys/{case['kid']}/revocation", {"reason": "泄露"}),
+        ("checkpoint.sign", "POST", "/api/checkpoints", {}),
+        ("policy.publish", "POST", "/api/policies", {"kind": "calendar"}),
+        ("subject.register", "POST", "/api/subjects", {"subject": new_subject(),
+                                                       "name": "临安测试有限公司"}),
+        ("subject.rename", "POST", f"/api/subjects/{ENTERPRISE.key}/name",
+                           {"name": "临安新名有限公司", "reason": "变更登记"}),
+        ("record.submit", "POST", "/api/records", record(100)),
+        ("record.correct", "POST", f"/api/records/{rid}/correction",
                            {"reason": "笔误", "changes": {"summary": "更正后"}}),
-        "record.revoke": ("POST", f"/api/records/{record_id}/revocation", {"reason": "撤销"}),
-        "read.queries": ("GET", "/api/queries", {}),
-        "read.file": ("GET", f"/api/subjects/{ENTERPRISE.key}", {"purpose": "核查"}),
-        "read.known_at": ("GET", f"/api/subjects/{ENTERPRISE.key}",
+        ("record.revoke", "POST", f"/api/records/{rid}/revocation", {"reason": "撤销"}),
+        ("objection.raise", "POST", "/api/objections", {"subject": ENTERPRISE.key,
+                                                        "record": rid, "grounds": "有误"}),
+        ("objection.accept", "POST", "/api/objections/YY-0/acceptance", {}),
+        ("objection.decline", "POST", "/api/objections/YY-0/declination", {"reason": "不符"}),
+        ("objection.extend", "POST", "/api/objections/YY-0/extension", {"reason": "复杂"}),
+        ("objection.rule", "POST", "/api/objections/YY-0/ruling",
+                           {"outcome": "reject", "reasoning": "无误"}),
+        ("objection.review", "POST", "/api/objections/YY-0/review", {"grounds": "仍有异议"}),
+        ("repair.apply", "POST", "/api/repairs", {"record": rid, "evidence": ["证明"],
+                                                  "commitment": "守信"}),
+        ("repair.decide", "POST", "/api/repairs/YY-0/decision", {"approve": False,
+                                                                 "reason": "不符"}),
+        ("list.add", "POST", "/api/listings", {"list": "red", "subject": ENTERPRISE.key,
+                                               "legal_basis": "守信激励", "basis_records": []}),
+        ("list.remove", "POST", "/api/listings/YY-0/removal", {"reason": "期满"}),
+        ("commitment.make", "POST", "/api/commitments", {"subject": ENTERPRISE.key,
+                                                         "text": "依法经营"}),
+        ("commitment.settle", "POST", "/api/commitments/YY-0/settlement",
+                              {"kept": True, "note": "已履行"}),
+        ("check.make", "POST", "/api/checks", {"subject": ENTERPRISE.key,
+                                               "matter": "procurement", "case_number": "采购1"}),
+        ("token.issue", "POST", "/api/tokens", {"principal": "auditor:新审计员"}),
+        ("token.revoke", "POST", f"/api/tokens/{case['token']}/revocation", {"reason": "离职"}),
+        ("read.queries", "GET", "/api/queries", {}),
+        ("read.file", "GET", f"/api/subjects/{ENTERPRISE.key}", {"purpose": "核查"}),
+        ("read.known_at", "GET", f"/api/subjects/{ENTERPRISE.key}",
                           {"purpose": "核查", "known_at": "2026-01-01"}),
-        "extract.issue": ("POST", f"/api/subjects/{ENTERPRISE.key}/extract", {"purpose": "核查"}),
-    }
+        ("extract.issue", "POST", f"/api/subjects/{ENTERPRISE.key}/extract", {"purpose": "核查"}),
+        ("record.submit", "POST", "/api/records/batch", [record(101)]),
+        ("read.queries", "GET", "/api/checks", {}),
+        ("token.issue", "GET", "/api/tokens", {}),
+    ]
+
+
+# reads that are not one endpoint of their own: the public's (every GET without a token), a
+# subject's own file (read.file as the subject) and the public report (extract.issue, public)
+NOT_AN_ENDPOINT = {"read.public", "read.own", "extract.public"}
+
+
+def test_every_command_and_every_operation_is_in_the_matrix(client: FlaskClient) -> None:
+    """A new command or endpoint cannot escape the matrix."""
+    table = endpoints({"record": "R", "kid": "K", "token": "T"})
+    assert set(COMMANDS) - NOT_AN_ENDPOINT == {command for command, *_ in table}
+    document = client.get("/api/openapi.json").get_json()
+    covered = {(method, _template(path)) for _, method, path, _ in table}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            token_required = operation.get("security") == [{"bearer": []}]
+            if token_required:
+                assert (method.upper(), path) in covered, (method, path)
+
+
+def _template(path: str) -> str:
+    """/api/records/R/correction -> /api/records/{record_id}/correction, as OpenAPI writes it."""
+    parts = path.split("/")
+    names = {"records": "record_id", "keys": "kid", "tokens": "token_id", "subjects": "key"}
+    if len(parts) >= 5 and parts[2] in names:
+        parts[3] = "{" + names[parts[2]] + "}"
+    elif len(parts) >= 5:
+        parts[3] = "{number}"
+    return "/".join(parts)
 
 
 @pytest.fixture
 def matrix_city(backend: str, template_root: Path, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Flask, Settings, str]]:
-    """A city copy with a tax record to correct and revoke."""
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Flask, Settings,
+                                                                   dict[str, str]]]:
+    """A city copy with a tax record to correct and revoke, a key and a token to revoke."""
     with copy_of("city", backend, tmp_path) as settings:
         monkeypatch.setenv("CREDIT_REPORTS_DIR", str(tmp_path / "reports"))
         app = create_app(settings)
@@ -139,22 +216,29 @@ def matrix_city(backend: str, template_root: Path, tmp_path: Path,
         made = client.post("/api/records", json=record(0),
                            headers=bearer(issue(settings, "tax")))
         assert made.status_code == 201
-        yield app, settings, made.get_json()["record_ids"][0]
+        keys = client.get("/api/keys").get_json()["keys"]
+        kid = next(k["kid"] for k in keys if k["authority"] == "power")
+        spare = issue(settings, "auditor:离任审计员")
+        case = {"record": made.get_json()["record_ids"][0], "kid": kid,
+                "token": spare.split(".")[0].removeprefix("clt_")}
+        yield app, settings, case
         app.extensions["credit_door"].close()
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_against_every_endpoint(matrix_city: tuple[Flask, Settings, str],
+def test_every_role_against_every_endpoint(matrix_city: tuple[Flask, Settings, dict[str, str]],
                                            role: str) -> None:
-    app, settings, record_id = matrix_city
+    app, settings, case = matrix_city
     client = app.test_client()
     headers = {} if role == "public" else bearer(issue(settings, PRINCIPALS[role]))
-    for command, (method, path, payload) in endpoints(record_id).items():
+    for command, method, path, payload in endpoints(case):
         allowed = role in COMMANDS[command].roles
         if command == "extract.issue" and role == "public":
             allowed = True  # the public's own door: extract.public, for a wholly public file
         if command == "read.file" and role == "subject":
             allowed = True  # its own file (read.own)
+        if role == "subject" and COMMANDS[command].subject_via_window:
+            allowed = True  # about its own file, at the window
         before = events(settings)
         if method == "GET":
             response = client.get(path, query_string=payload, headers=headers)
@@ -168,8 +252,9 @@ def test_every_role_against_every_endpoint(matrix_city: tuple[Flask, Settings, s
             assert response.status_code not in (401, 403), (role, command, response.get_json())
             assert response.status_code < 500, (role, command, response.get_json())
         else:
-            writes = command.startswith("record.")
-            expected = 401 if role == "public" and writes else 403
+            optional_token = command in ("extract.issue", "read.known_at")
+            expected = 401 if role == "public" and not optional_token else 403
+            assert response.status_code == expected, (role, command, response.get_json())
             is_problem(response, expected)
             assert events(settings) == before, (role, command, "a refused request wrote")
 
@@ -282,3 +367,62 @@ def test_the_registry_is_public_and_policies_are_the_office_s(client: FlaskClien
     made = client.post("/api/policies", json=document, headers=office)
     assert made.status_code == 201 and made.get_json()["version"] == "2027.1"
     is_problem(client.post("/api/policies", json=document, headers=office), 409)
+
+
+def test_the_platform_and_the_office_administer_over_http(client: FlaskClient,
+                                                          city: Settings) -> None:
+    """Keys, tokens, checkpoints and subjects over HTTP, as `credit keys|tokens|checkpoint|
+    subject` do them; what they issue works at once, and the whole store verifies after."""
+    platform = bearer(issue(city, "platform"))
+    office = bearer(issue(city, "credit-office"))
+    registered = client.post("/api/keys", json={
+        "authority": "grain", "name_zh": "临安区粮食局", "name_en": "Lin'an grain bureau"},
+        headers=platform)
+    assert registered.status_code == 201, registered.get_json()
+    kid = registered.get_json()["kid"]
+    is_problem(client.post("/api/keys", json={
+        "authority": "grain", "name_zh": "再", "name_en": "again"}, headers=platform), 409)
+    issued = client.post("/api/tokens", json={"principal": "grain", "note": "接入"},
+                         headers=office)
+    assert issued.status_code == 201 and issued.get_json()["role"] == "department"
+    grain = bearer(issued.get_json()["bearer"])
+    assert issued.get_json()["bearer"].split(".")[1] not in json.dumps(
+        client.get("/api/tokens", headers=office).get_json())  # listed, never its secret
+    subject = new_subject()
+    made = client.post("/api/subjects", json={"subject": subject, "name": "临安粮油有限公司"},
+                       headers=grain)
+    assert made.status_code == 201, made.get_json()
+    is_problem(client.post("/api/subjects", json={"subject": subject, "name": "再"},
+                           headers=grain), 409)
+    is_problem(client.post("/api/subjects", json={"subject": "uscc:91330185MA2B0T5Q90",
+                                                  "name": "错"}, headers=grain), 422)
+    renamed = client.post(f"/api/subjects/{subject}/name", json={
+        "name": "临安新粮油有限公司", "reason": "变更登记"}, headers=grain)
+    assert renamed.status_code == 201, renamed.get_json()
+    state = client.get(f"/api/subjects/{subject}").get_json()
+    assert state["name"] == "临安新粮油有限公司", state
+    rotated = client.post("/api/keys/rotation", json={"authority": "grain"}, headers=platform)
+    assert rotated.status_code == 201 and rotated.get_json()["kid"] != kid
+    renamed = client.post(f"/api/subjects/{subject}/name", json={
+        "name": "临安粮油有限公司", "reason": "恢复原名"}, headers=grain)
+    assert renamed.status_code == 201  # signed with the new key
+    keys = {k["kid"]: k for k in client.get("/api/keys").get_json()["keys"]}
+    assert keys[kid]["status"] == "retired"
+    assert keys[rotated.get_json()["kid"]]["status"] == "active"
+    is_problem(client.post("/api/keys/nobody-2026-1/revocation", json={"reason": "x"},
+                           headers=platform), 404)
+    revoked = client.post(f"/api/keys/{kid}/revocation", json={"reason": "旧钥作废"},
+                          headers=platform)
+    assert revoked.status_code == 201, revoked.get_json()
+    checkpoint = client.post("/api/checkpoints", headers=platform)
+    assert checkpoint.status_code == 201, checkpoint.get_json()
+    assert checkpoint.get_json()["tree_size"] == events(city)
+    assert client.get("/api/checkpoints").get_json()["checkpoints"][-1]["note"] == \
+        checkpoint.get_json()["note"]
+    token_id = issued.get_json()["token_id"]
+    gone = client.post(f"/api/tokens/{token_id}/revocation", json={"reason": "停用"},
+                       headers=office)
+    assert gone.status_code == 201
+    is_problem(client.post(f"/api/subjects/{subject}/name", json={
+        "name": "x", "reason": "y"}, headers=grain), 401)
+    Credit(city.database_url, city.keys_dir)("verify")

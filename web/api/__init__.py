@@ -17,6 +17,7 @@ from web.api import (
     records,
     registry,
     subjects,
+    tokens,
 )
 
 
@@ -30,7 +31,7 @@ def register_api(app: Flask) -> Api:
     pages = app.error_handler_spec[None][None].get(HTTPException)  # the window's, kept
     api = Api(app)
     for blueprint in (records.blp, cases.blp, subjects.blp, checks.blp, audit.blp,
-                      registry.blp):
+                      registry.blp, tokens.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     problems.install(app, pages)

@@ -30,8 +30,9 @@ def caller() -> Reader:
 
 
 def signer(command: str) -> Reader:
-    """The caller, who must hold a token and may run ``command`` (docs/PERMISSIONS.md): an
-    authority whose key signs what the request writes."""
+    """The caller, who must hold a token (401 without one) and may run ``command`` (403 if not;
+    docs/PERMISSIONS.md): for a write, the authority whose key signs what the request writes;
+    for a read only token holders make (the query log, the checks, the tokens), the reader."""
     reader = caller()
     if reader.role == "public":
         raise TokenRefused("a write needs a token")

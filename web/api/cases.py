@@ -31,15 +31,28 @@ OUTCOMES = ("revoke", "correct", "complete", "end_disclosure", "remove_from_list
 T = TypeVar("T")
 
 
-def acting(command: str, subject: str | None = None) -> str:
+def acting(command: str, subject: str | Callable[[], str] | None = None) -> str:
     """Whose key signs ``command``: the caller's, or for a subject acting on its own file
-    through the window, the credit office's."""
+    through the window, the credit office's. ``subject`` may be a lookup (of the case's
+    subject): it is made only for a subject at the window, after everyone else is checked, so
+    a caller who may not act learns nothing of which cases exist."""
     reader = caller()
     if reader.role == "subject" and COMMANDS[command].subject_via_window:
-        if subject is None or reader.subject != subject:
+        whose = subject() if callable(subject) else subject
+        if whose is None or reader.subject != whose:
             raise NotPermitted(command, reader.name, reader.role)
         return CREDIT_OFFICE
     return signer(command).name
+
+
+def subject_of_objection(number: str) -> str:
+    with door().window() as win:
+        return win.services.objection(number).subject
+
+
+def subject_of_record(record: UUID) -> str:
+    with door().window() as win:
+        return win.services.record(record).subject
 
 
 def run(work: Callable[[CreditServices], T]) -> T:
@@ -214,9 +227,7 @@ def rule_objection(body: dict[str, Any], number: str) -> dict[str, Any]:
 def review_objection(body: dict[str, Any], number: str) -> dict[str, Any]:
     """Request a review of a ruling (``grounds``: the subject, through the window), or rule on
     one (``result``, ``reasoning``: the credit office)."""
-    with door().window() as win:
-        owner = win.services.objection(number).subject
-    actor = acting("objection.review", owner)
+    actor = acting("objection.review", lambda: subject_of_objection(number))
     reader = caller()
     if reader.role == "subject" and body.get("result"):
         raise NotPermitted("objection.review", reader.name, reader.role)
@@ -241,9 +252,7 @@ def review_objection(body: dict[str, Any], number: str) -> dict[str, Any]:
 def apply_repair(body: dict[str, Any]) -> dict[str, Any]:
     """Apply for credit repair (信用修复) of one record; answered with every rule's check."""
     record: UUID = body["record"]
-    with door().window() as win:
-        subject = win.services.record(record).subject
-    actor = acting("repair.apply", subject)
+    actor = acting("repair.apply", lambda: subject_of_record(record))
 
     def work(s: CreditServices) -> tuple[str, list[Any]]:
         num = s.apply_repair(actor, record, evidence=body["evidence"],

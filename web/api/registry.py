@@ -1,7 +1,8 @@
 """What anyone checking the ledger needs, and the credit office's policies: the key registry
-(public: every authority's keys with their validity and fingerprints) and the policy versions
-(listed by anyone, published by the credit office, signed by its key). Keys are generated,
-rotated and revoked on the platform's own server (`credit keys`), not over the network."""
+(public: every authority's keys with their validity and fingerprints; registered, rotated and
+revoked by the platform, as `credit keys` does) and the policy versions (listed by anyone,
+published by the credit office, signed by its key). A new key's private half is generated on
+the platform's server and stays there (CREDIT_SECRETS_DIR): the API never sends a secret."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from typing import Any
 
 from flask import abort, request
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
 
+from domain.authorities import AuthorityProfile
 from web.api.caller import signer
 from web.api.cases import run
+from web.api.schemas import INSTANT, NAME, TEXT
+from web.api.subjects import instant
 from web.app import door
 from workflows import administration
 
@@ -25,6 +30,70 @@ def keys() -> dict[str, Any]:
     """Every authority's keys: who, which key, from when to when, revoked or not, fingerprint."""
     with door().window() as win:
         return {"keys": administration.key_rows(win.ledger)}
+
+
+class AuthorityIn(Schema):
+    authority = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z][a-z0-9-]{1,31}$", error="a code of 2 to 32 lower-case letters, digits, hyphens"))
+    kind = fields.String(validate=validate.OneOf(("department", "credit_office")),
+                         load_default="department")
+    name_zh = fields.String(required=True, validate=NAME)
+    name_en = fields.String(required=True, validate=NAME)
+    expires = fields.String(validate=INSTANT, metadata={"description": "the key's expiry"})
+
+
+class RotationIn(Schema):
+    authority = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    expires = fields.String(validate=INSTANT, metadata={"description": "the new key's expiry"})
+
+
+class KeyRevocationIn(Schema):
+    reason = fields.String(required=True, validate=TEXT)
+    at = fields.String(validate=INSTANT,
+                       metadata={"description": "revoked from (default now; may lie in the past)"})
+
+
+class KeyOut(Schema):
+    authority = fields.String()
+    kid = fields.String()
+    status = fields.String()
+
+
+@blp.route("/keys", methods=["POST"])
+@blp.arguments(AuthorityIn)
+@blp.response(201, KeyOut)
+@blp.doc(security=[{"bearer": []}])
+def register(body: dict[str, Any]) -> dict[str, Any]:
+    """Register a new authority with a newly generated key pair (the platform)."""
+    signer("keys.register")
+    profile = AuthorityProfile(body["authority"], body["kind"], body["name_zh"], body["name_en"])
+    expires = instant(body.get("expires"))
+    kid = door().write(lambda win: win.ledger.register_authority(profile, expires_at=expires))
+    return {"authority": profile.code, "kid": kid, "status": "registered"}
+
+
+@blp.route("/keys/rotation", methods=["POST"])
+@blp.arguments(RotationIn)
+@blp.response(201, KeyOut)
+@blp.doc(security=[{"bearer": []}])
+def rotate(body: dict[str, Any]) -> dict[str, Any]:
+    """Give an authority a new key; its current key is retired from now (the platform)."""
+    signer("keys.rotate")
+    expires = instant(body.get("expires"))
+    kid = door().write(lambda win: win.ledger.rotate_key(body["authority"], expires_at=expires))
+    return {"authority": body["authority"], "kid": kid, "status": "rotated"}
+
+
+@blp.route("/keys/<kid>/revocation", methods=["POST"])
+@blp.arguments(KeyRevocationIn)
+@blp.response(201, KeyOut)
+@blp.doc(security=[{"bearer": []}])
+def revoke(body: dict[str, Any], kid: str) -> dict[str, Any]:
+    """Revoke a key: events it signs from then on fail verification (the platform)."""
+    signer("keys.revoke")
+    at = instant(body.get("at"))
+    door().write(lambda win: win.ledger.revoke_key(kid, reason=body["reason"], revoked_at=at))
+    return {"kid": kid, "status": "revoked"}
 
 
 @blp.route("/policies", methods=["GET"])

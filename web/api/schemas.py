@@ -24,6 +24,16 @@ DAY: list[Callable[[Any], Any]] = [validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error
        _a_real_day]
 
 
+def _a_real_instant(text: str) -> None:
+    try:
+        clock.parse_instant(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not an ISO date or date-time") from None
+
+
+INSTANT: list[Callable[[Any], Any]] = [validate.Length(min=10, max=40), _a_real_instant]
+
+
 class RecordIn(Schema):
     subject = fields.String(required=True, validate=validate.Length(min=5, max=64),
                             metadata={"example": "uscc:91330112MA2B0XXXXX"})

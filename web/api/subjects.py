@@ -9,11 +9,12 @@ from typing import Any
 
 from flask import Response, abort
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
 
 from domain import clock
-from domain.identifiers import InvalidIdentifier, parse_subject
-from web.api.caller import caller
-from web.api.schemas import DiffQuery, ExtractIn, StateQuery
+from domain.identifiers import InvalidIdentifier, SubjectRef, parse_subject
+from web.api.caller import caller, signer
+from web.api.schemas import NAME, TEXT, DiffQuery, ExtractIn, StateQuery
 from web.app import door
 
 blp = Blueprint("subjects", __name__, url_prefix="/api/subjects",
@@ -21,11 +22,16 @@ blp = Blueprint("subjects", __name__, url_prefix="/api/subjects",
 OPTIONAL_TOKEN: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 
 
-def subject_key(text: str) -> str:
+def subject_ref(text: str, status: int = 404) -> SubjectRef:
+    """The subject named in a path (a bad identifier: 404) or a body (422)."""
     try:
-        return parse_subject(text, today=clock.today_in_china()).key
-    except (InvalidIdentifier, ValueError):
-        abort(404, "no such subject")
+        return parse_subject(text, today=clock.today_in_china())
+    except (InvalidIdentifier, ValueError) as exc:
+        abort(status, "no such subject" if status == 404 else str(exc))
+
+
+def subject_key(text: str) -> str:
+    return subject_ref(text).key
 
 
 def day(text: str | None) -> date | None:
@@ -39,6 +45,45 @@ def instant(text: str | None) -> datetime | None:
         return clock.parse_instant(text)
     except ValueError:
         abort(422, f"{text!r} is not an ISO date or date-time")
+
+
+class SubjectIn(Schema):
+    subject = fields.String(required=True, validate=validate.Length(min=5, max=64),
+                            metadata={"example": "uscc:91330112MA2B0XXXXX"})
+    name = fields.String(required=True, validate=NAME)
+    kind = fields.String(validate=validate.OneOf(("legal_person", "natural_person",
+                                                  "other_organisation")))
+
+
+class RenameIn(Schema):
+    name = fields.String(required=True, validate=NAME)
+    reason = fields.String(required=True, validate=TEXT)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(SubjectIn)
+@blp.response(201, description="The subject is registered (its identifier masked)")
+@blp.doc(security=[{"bearer": []}])
+def register(body: dict[str, Any]) -> dict[str, Any]:
+    """Register a subject under its identifier (a department or the credit office)."""
+    actor = signer("subject.register").name
+    ref = subject_ref(body["subject"], status=422)
+    subject = door().write(lambda win: win.services.register_subject(
+        actor, ref, body["name"], body.get("kind")))
+    return {"subject": ref.masked(), "kind": subject.kind, "status": "registered"}
+
+
+@blp.route("/<path:key>/name", methods=["POST"])
+@blp.arguments(RenameIn)
+@blp.response(201, description="The change of name is recorded")
+@blp.doc(security=[{"bearer": []}])
+def rename(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """Record a subject's change of name (a department or the credit office)."""
+    actor = signer("subject.rename").name
+    ref = subject_ref(key)
+    door().write(lambda win: win.services.rename_subject(actor, ref, body["name"],
+                                                         body["reason"]))
+    return {"subject": ref.masked(), "status": "renamed"}
 
 
 @blp.route("/<path:key>", methods=["GET"])
