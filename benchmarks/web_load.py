@@ -3,7 +3,13 @@ once, each sending one request after another (a new connection per request: guni
 workers close them), until REQUESTS are done or SECONDS have passed. Prints JSON: count,
 errors, requests/s, p50 and p99 in ms.
 
-    python -m benchmarks.web_load BASE_URL REQUESTS_FILE CLIENTS REQUESTS SECONDS [TOKEN]
+    python -m benchmarks.web_load BASE_URL REQUESTS_FILE CLIENTS REQUESTS SECONDS [TOKEN [RATE]]
+
+With RATE (requests per second, all clients together) the load is open: requests arrive at
+random (Poisson) times at that rate whether or not earlier ones were answered, as departments
+working at their own pace do; the latency of each is counted from its arrival. Without it the
+clients are closed loops: each sends its next request the moment it has an answer, which
+measures the server saturated (latency then ~ clients × the time one write holds the lock).
 
 Each line of REQUESTS_FILE is a path to GET, or ``POST <path> <JSON body>``; with TOKEN every
 request carries it as a bearer token. A POST line is sent once (they are writes: each differs).
@@ -50,7 +56,8 @@ async def one(host: str, port: int, line: str, token: str | None) -> int:
 
 
 async def run(base: str, paths: list[str], clients: int, requests: int,
-              seconds: float, token: str | None = None) -> dict[str, float]:
+              seconds: float, token: str | None = None, rate: float | None = None
+              ) -> dict[str, float]:
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
@@ -77,8 +84,29 @@ async def run(base: str, paths: list[str], clients: int, requests: int,
             if status not in (200, 201):
                 errors += 1
 
+    async def arrival(path: str, due: float) -> None:
+        nonlocal errors
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        try:
+            status = await one(host, port, path, token)
+        except (OSError, asyncio.IncompleteReadError):
+            status = 0
+        latencies.append((time.perf_counter() - due) * 1000)
+        if status not in (200, 201):
+            errors += 1
+
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    if rate:
+        due, arrivals = started, []
+        for _ in range(min(requests, int(rate * seconds))):
+            due += rng.expovariate(rate)
+            path = reads[rng.randrange(len(reads))] if reads else next(writes, None)
+            if path is None:
+                break
+            arrivals.append(arrival(path, due))
+        await asyncio.gather(*arrivals)
+    else:
+        await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
     return {"count": len(ordered), "errors": errors, "requests_per_s": len(ordered) / elapsed,
@@ -88,11 +116,12 @@ async def run(base: str, paths: list[str], clients: int, requests: int,
 
 def main() -> None:
     base, paths_file, clients, requests, seconds = sys.argv[1:6]
-    token = sys.argv[6] if len(sys.argv) > 6 else None
+    token = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] != "-" else None
+    rate = float(sys.argv[7]) if len(sys.argv) > 7 else None
     with open(paths_file, encoding="utf-8") as file:
         paths = [line.strip() for line in file if line.strip()]
     print(json.dumps(asyncio.run(run(base, paths, int(clients), int(requests),
-                                     float(seconds), token))))
+                                     float(seconds), token, rate))))
 
 
 if __name__ == "__main__":

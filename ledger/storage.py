@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
@@ -77,3 +81,39 @@ def prepare_database(url: str, *, require_ledger: bool = False) -> str:
     finally:
         engine.dispose()
     return url
+
+
+class WriterQueue:
+    """Writers of one SQLite file on this machine, queued on an ``flock`` of a file beside it
+    (``credit.db.writers``). SQLite's own lock makes a waiting writer sleep and poll (up to
+    100 ms a nap), so under concurrent writes a request could wait long after the lock was
+    free; a blocked ``flock`` wakes the moment it is released. PostgreSQL queues its own
+    waiters (row locks): there, and for in-memory databases, this does nothing."""
+
+    def __init__(self, url: str) -> None:
+        parsed = parse_database_url(url)
+        database = parsed.database or ""
+        self.path: Path | None = None
+        if (parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
+                and not database.startswith("file:")):
+            self.path = Path(database + ".writers")
+        self._fd: int | None = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for this writer's turn and hold it (not reentrant: one holder per process)."""
+        if self.path is None:
+            yield
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

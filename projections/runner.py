@@ -77,6 +77,7 @@ class ProjectionRunner:
         self.engine: Engine = engine if engine is not None else ledger.engine
         self.shared = engine is None or engine.url == ledger.engine.url
         self.events = ledger.recorder.events_table
+        self._set_up = False  # the positions table and every projection's generation exist
 
     # -- set-up and status --------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class ProjectionRunner:
                     conn.execute(insert(positions).values(
                         name=name, generation=1, position=-1, as_of=None,
                         updated_at=_now()))
+        self._set_up = True
 
     def status(self) -> list[dict[str, Any]]:
         self.setup()
@@ -105,22 +107,70 @@ class ProjectionRunner:
 
     def catch_up(self, names: list[str] | None = None, today: date | None = None,
                  progress: Progress | None = None) -> dict[str, int]:
-        """Apply everything written so far; return each projection's position."""
-        self.setup()
+        """Apply everything written so far; return each projection's position.
+
+        One read first finds which projections have anything to do (the common case after a
+        single write: the subjects and the keys, one event each); those are stepped together in
+        one transaction while each step is short of a batch, so a write costs one read and one
+        read-model transaction, not a locking transaction per projection."""
+        if not self._set_up:
+            self.setup()
         self.ledger.refresh()
         day = today or today_in_china()
-        result = {}
-        for name in names or list(TABLES):
-            done = 0
-            while True:
-                step = self.step(name, day)
-                done += step.applied
+        wanted = names or list(TABLES)
+        result, behind = self._behind(wanted, day)
+        done = dict.fromkeys(wanted, 0)
+        while behind:
+            steps = self._steps(behind, day)
+            for name, step in steps.items():
+                result[name] = step.position
+                done[name] += step.applied
                 if progress is not None and step.applied:
-                    progress(done)
-                if step.applied == 0 and step.refreshed == 0:
-                    break
-            result[name] = step.position
+                    progress(done[name])
+            # a short batch read to the end of the log; a full one or a recompute may have more
+            behind = [name for name, step in steps.items()
+                      if step.refreshed or step.applied >= BATCH]
         return result
+
+    def _behind(self, names: list[str], today: date) -> tuple[dict[str, int], list[str]]:
+        """(each projection's position, the names with anything to apply or recompute today),
+        read without taking a lock."""
+        with self.engine.connect() as conn:
+            rows = {row["name"]: row for row in conn.execute(
+                select(positions).where(positions.c.name.in_(names))).mappings()}
+            due: set[str] = set()
+            subjects = rows.get("subjects")
+            if subjects is not None:
+                table = tables_of("subjects", int(subjects["generation"]))["proj_subjects"]
+                if conn.execute(select(table.c.subject).where(table.c.changes_on <= today)
+                                .limit(1)).first() is not None:
+                    due.add("subjects")
+        ends = {"checkpoints": self._last_checkpoint(), "subjects": self._log_end(),
+                "keys": self._log_end()}
+        positions_now = {name: int(row["position"]) for name, row in rows.items()}
+        behind = [name for name in names if name not in rows or name in due
+                  or positions_now[name] < ends[name] or rows[name]["as_of"] != today]
+        return positions_now, behind
+
+    def _steps(self, names: list[str], today: date) -> dict[str, Step]:
+        """One step of each projection named, in one transaction (rows locked in a fixed
+        order); if the subjects' data fails, each is stepped alone, faults isolated."""
+        try:
+            with self.engine.begin() as conn:
+                return {name: self._apply(conn, name, today) for name in sorted(names)}
+        except POISON:
+            if "subjects" not in names:
+                raise
+        return {name: self.step(name, today) for name in sorted(names)}
+
+    def _apply(self, conn: Connection, name: str, today: date) -> Step:
+        generation, position, as_of = self._lock(conn, name)
+        with self._reader(conn) as reader:
+            step = PROJECTORS[name](self, conn, reader, tables_of(name, generation),
+                                    position, as_of, today)
+        conn.execute(update(positions).where(positions.c.name == name).values(
+            position=step.position, as_of=today, updated_at=_now()))
+        return step
 
     def step(self, name: str, today: date) -> Step:
         """One transaction: lock, apply one batch (or recompute due subjects), move the position.
@@ -128,12 +178,7 @@ class ProjectionRunner:
         what still fails is recorded as a fault and skipped: a read model never blocks."""
         try:
             with self.engine.begin() as conn:
-                generation, position, as_of = self._lock(conn, name)
-                with self._reader(conn) as reader:
-                    step = PROJECTORS[name](self, conn, reader, tables_of(name, generation),
-                                            position, as_of, today)
-                conn.execute(update(positions).where(positions.c.name == name).values(
-                    position=step.position, as_of=today, updated_at=_now()))
+                step = self._apply(conn, name, today)
         except POISON:
             if name != "subjects":
                 raise

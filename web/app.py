@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from domain.authorities import LINAN_AUTHORITIES
 from domain.clock import CHINA_TIME
+from ledger.storage import WriterQueue
 from projections.runner import ProjectionRunner
 from web import csrf
 from workflows.session import USER_ERRORS, CreditLedger, Settings, opened
@@ -41,6 +42,7 @@ class Door:
         self._opened: Any = None
         self._lock = threading.RLock()
         self._runner: ProjectionRunner | None = None
+        self._writers = WriterQueue(settings.database_url)
 
     @contextmanager
     def window(self) -> Iterator[Window]:
@@ -58,11 +60,14 @@ class Door:
             self._runner = ProjectionRunner.for_ledger(window.ledger)
         return self._runner
 
-    def write(self, work: Callable[[Window], T]) -> T:
+    def write(self, work: Callable[[Window], T], *, read_models: bool = True) -> T:
         """Do ``work`` (a write) and bring the read models up after it (embedded mode): the
-        write stands whatever the read models do; a failure there is logged, not raised."""
-        with self.window() as win:
+        write stands whatever the read models do; a failure there is logged, not raised.
+        Writers of the process's workers take turns (``WriterQueue``)."""
+        with self.window() as win, self._writers.turn():
             result = work(win)
+            if not read_models or self.settings.projections == "worker":
+                return result  # worker mode: `credit project --follow` brings them up
             try:
                 self.runner(win).catch_up()
             except Exception as exc:
@@ -75,6 +80,7 @@ class Door:
             if self._opened is not None:
                 self._opened.__exit__(None, None, None)
                 self._ledger = self._opened = self._runner = None
+            self._writers.close()
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,7 @@ from domain.identifiers import uscc_check_char
 from domain.permissions import COMMANDS, ROLES
 from ledger.application import CreditLedger
 from ledger.settings import Settings
+from projections.runner import ProjectionRunner
 from tests.conftest import ENTERPRISE, copy_of
 from tests.e2e.test_cli import Credit
 from web import create_app
@@ -426,3 +428,28 @@ def test_the_platform_and_the_office_administer_over_http(client: FlaskClient,
     is_problem(client.post(f"/api/subjects/{subject}/name", json={
         "name": "x", "reason": "y"}, headers=grain), 401)
     Credit(city.database_url, city.keys_dir)("verify")
+
+
+def test_in_worker_mode_a_write_leaves_the_read_models_to_the_worker(
+        city: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CREDIT_PROJECTIONS=worker: the API writes and answers; `credit project` (the worker)
+    brings the read models up, not the request."""
+    monkeypatch.setenv("CREDIT_REPORTS_DIR", str(tmp_path / "reports"))
+    app = create_app(replace(city, projections="worker"))
+    try:
+        token = bearer(issue(city, "tax"))
+        client = app.test_client()
+        ledger = CreditLedger(read_only(city))
+        try:
+            ProjectionRunner(ledger).catch_up()
+            made = client.post("/api/records", json=record(50), headers=token)
+            assert made.status_code == 201, made.get_json()
+            status = {row["name"]: row["behind"] for row in ProjectionRunner(ledger).status()}
+            assert status["subjects"] > 0  # the request did not catch up
+            ProjectionRunner(ledger).catch_up()
+            status = {row["name"]: row["behind"] for row in ProjectionRunner(ledger).status()}
+            assert status["subjects"] == 0
+        finally:
+            ledger.close()
+    finally:
+        app.extensions["credit_door"].close()

@@ -41,9 +41,8 @@ def check(body: dict[str, Any]) -> Response:
     matter, and its grade; recorded, and answered with a signed receipt."""
     reader = signer("check.make")
     subject = subject_key(body["subject"])
-    with door().window() as win:
-        receipt = CreditChecks(win.ledger).check(reader, subject, body["matter"],
-                                                 body["case_number"])
+    receipt = door().write(lambda win: CreditChecks(win.ledger).check(
+        reader, subject, body["matter"], body["case_number"]), read_models=False)
     return Response(receipt.to_json(), status=201,
                     mimetype="application/credit-check-receipt+json")
 
