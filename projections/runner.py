@@ -121,15 +121,12 @@ class ProjectionRunner:
         result, behind = self._behind(wanted, day)
         done = dict.fromkeys(wanted, 0)
         while behind:
-            steps = self._steps(behind, day)
-            for name, step in steps.items():
-                result[name] = step.position
+            for name, step in self._steps(behind, day).items():
                 done[name] += step.applied
                 if progress is not None and step.applied:
                     progress(done[name])
-            # a short batch read to the end of the log; a full one or a recompute may have more
-            behind = [name for name, step in steps.items()
-                      if step.refreshed or step.applied >= BATCH]
+            # asked again, not inferred: a step can make subjects due (a new policy version)
+            result, behind = self._behind(wanted, day)
         return result
 
     def _behind(self, names: list[str], today: date) -> tuple[dict[str, int], list[str]]:
@@ -145,8 +142,11 @@ class ProjectionRunner:
                 if conn.execute(select(table.c.subject).where(table.c.changes_on <= today)
                                 .limit(1)).first() is not None:
                     due.add("subjects")
-        ends = {"checkpoints": self._last_checkpoint(), "subjects": self._log_end(),
-                "keys": self._log_end()}
+            with self._reader(conn) as reader:
+                log_end = reader.execute(select(func.max(ledger_tables.log.c.position))).scalar()
+                last = reader.execute(select(func.max(ledger_tables.checkpoints.c.seq))).scalar()
+        end = -1 if log_end is None else int(log_end)
+        ends = {"checkpoints": -1 if last is None else int(last), "subjects": end, "keys": end}
         positions_now = {name: int(row["position"]) for name, row in rows.items()}
         behind = [name for name in names if name not in rows or name in due
                   or positions_now[name] < ends[name] or rows[name]["as_of"] != today]

@@ -20,10 +20,9 @@ from werkzeug.exceptions import HTTPException
 
 from domain.authorities import LINAN_AUTHORITIES
 from domain.clock import CHINA_TIME
-from ledger.storage import WriterQueue
 from projections.runner import ProjectionRunner
 from web import csrf
-from workflows.session import USER_ERRORS, CreditLedger, Settings, opened
+from workflows.session import USER_ERRORS, CreditLedger, Settings, WriterQueue, opened
 from workflows.window import Window
 
 T = TypeVar("T")

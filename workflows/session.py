@@ -23,10 +23,10 @@ from ledger.errors import LedgerError
 from ledger.mapper import UnsignableEvent
 from ledger.recorder import LedgerCorrupted
 from ledger.settings import DEVELOPMENT_SECRET, Settings
-from ledger.storage import StoreUnavailable, redacted
+from ledger.storage import StoreUnavailable, WriterQueue, redacted
 
-__all__ = ["DEVELOPMENT_SECRET", "USER_ERRORS", "CreditLedger", "Settings", "opened", "read_only",
-           "redacted"]
+__all__ = ["DEVELOPMENT_SECRET", "USER_ERRORS", "CreditLedger", "Settings", "WriterQueue", "opened",
+           "read_only", "redacted"]
 
 # Errors that are the user's input or environment, reported as one sentence; anything else is a
 # bug and keeps its traceback.
