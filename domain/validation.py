@@ -11,6 +11,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -21,6 +22,9 @@ MAX_NAME = 200  # characters in a name
 MAX_DEPTH = 8
 MAX_ENTRIES = 200
 MAX_NUMBER = 10**15
+# bytes of a details or changes value written as JSON: with the rest of its event, well under the
+# 65,535 bytes an entry of the log's tiles can hold (FORMAT.md §11)
+MAX_VALUE_BYTES = 32_000
 
 
 class InvalidInput(DomainError):
@@ -46,7 +50,18 @@ def check_text(field: str, value: str, *, limit: int = MAX_TEXT,
 
 
 def check_value(field: str, value: Any, depth: int = 0) -> None:
-    """A JSON-like value (``details``, ``changes``): bounded depth, entries, numbers and text."""
+    """A JSON-like value (``details``, ``changes``): bounded depth, entries, numbers, text and
+    size."""
+    if depth == 0:
+        _check_value(field, value, 0)
+        size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidInput(f"{field} takes {size} bytes as JSON; at most {MAX_VALUE_BYTES}")
+        return
+    _check_value(field, value, depth)
+
+
+def _check_value(field: str, value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise InvalidInput(f"{field} is nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, bool) or value is None:
@@ -68,12 +83,12 @@ def check_value(field: str, value: Any, depth: int = 0) -> None:
             if not isinstance(key, str):
                 raise InvalidInput(f"{field} has a key that is not text")
             check_text(f"{field} key", key, limit=MAX_NAME)
-            check_value(f"{field}.{key}", item, depth + 1)
+            _check_value(f"{field}.{key}", item, depth + 1)
         return
     if isinstance(value, list | tuple):
         if len(value) > MAX_ENTRIES:
             raise InvalidInput(f"{field} has {len(value)} entries; at most {MAX_ENTRIES}")
         for index, item in enumerate(value):
-            check_value(f"{field}[{index}]", item, depth + 1)
+            _check_value(f"{field}[{index}]", item, depth + 1)
         return
     raise InvalidInput(f"{field} holds a {type(value).__name__}, not text, a number or JSON")

@@ -30,6 +30,10 @@ from domain.state import kind_of
 from keys.signer import Signer
 from proofs import envelope
 
+# an event's payload, so that its leaf bytes (FORMAT.md §3: the payload inside the envelope,
+# after the id, version and topic) fit the uint16 length of a tlog-tiles entry bundle (§11)
+MAX_PAYLOAD = 60_000
+
 
 class UnsignableEvent(Exception):
     """An event the ledger cannot sign (it names no actor, or its time has no timezone)."""
@@ -143,6 +147,9 @@ class SigningMapper(Mapper[UUID]):
             payload = self.transcoder.encode(state)
         except ValueError as exc:  # NaN or Infinity: not JSON a verifier could read
             raise UnsignableEvent(f"event {topic}: {exc}") from exc
+        if len(payload) > MAX_PAYLOAD:
+            raise UnsignableEvent(f"event {topic} is {len(payload)} bytes; at most {MAX_PAYLOAD} "
+                                  "(an entry of the log's tiles holds 65,535)")
         try:
             at = envelope.format_instant(recorded_at)
         except ValueError as exc:

@@ -386,9 +386,12 @@ def _subjects_step(runner: ProjectionRunner, conn: Connection, reader: Connectio
                    tables: Mapping[str, Any], position: int, as_of: date | None,
                    today: date) -> Step:
     subjects_table = tables["proj_subjects"]
+    # ordered by the indexed day first: ordered by subject alone, SQLite walks the whole table
+    # in key order to find none due (6 ms a step at 12,000 subjects)
     due = conn.execute(select(subjects_table.c.subject)
                        .where(subjects_table.c.changes_on <= today)
-                       .order_by(subjects_table.c.subject).limit(DUE_BATCH)).scalars().all()
+                       .order_by(subjects_table.c.changes_on, subjects_table.c.subject)
+                       .limit(DUE_BATCH)).scalars().all()
     if due:
         _recompute(runner, conn, reader, tables, list(due), position, today)
         return Step(position, 0, len(due))

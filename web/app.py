@@ -100,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.office import office
 
     app.register_blueprint(office)
+    from web.tiles import tiles
+
+    app.register_blueprint(tiles)
 
     @app.context_processor
     def shared() -> dict[str, Any]:

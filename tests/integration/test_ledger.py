@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +18,7 @@ from keys.store import KeyFileUnreadable, PassphraseMissing
 from ledger import tables
 from ledger.application import CreditLedger
 from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
+from ledger.mapper import UnsignableEvent
 from ledger.settings import Settings
 from ledger.storage import StoreUnavailable
 from ledger.tables import stored_nodes
@@ -316,3 +319,18 @@ def test_retired_and_revoked_private_keys_leave_the_key_folder(ledger: CreditLed
         ledger.revoke_key("market-2020-1", reason="离职人员持有")
     assert not store.private_path("market-2020-1").exists()
     verify_clean(ledger)
+
+
+def test_an_event_too_big_for_an_entry_of_the_log_s_tiles_is_not_signed(
+        services: CreditServices) -> None:
+    """The payload limit (FORMAT.md §11) holds for what no field rule bounds: a calendar policy
+    with a very long source note is refused whole, and nothing is written."""
+    initialised(services)
+    ledger = services.ledger
+    before = ledger.event_count()
+    bundled = Path(__file__).parents[2] / "domain" / "policies" / "calendar-2016.json"
+    document = json.loads(bundled.read_text(encoding="utf-8"))
+    document.update(version="2099.1", source="说明" * 20_000)  # 120,000 bytes in UTF-8
+    with pytest.raises(UnsignableEvent, match="at most 60000"):
+        services.publish_policy("credit-office", document)
+    assert ledger.event_count() == before

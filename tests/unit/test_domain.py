@@ -21,6 +21,7 @@ from domain.authorities import (
 from domain.base import ImpossibleDate, effective_at
 from domain.identifiers import SubjectRef
 from domain.records import CreditRecord, InvalidRecord, NotRecordOwner, RecordRuleBroken
+from domain.validation import InvalidInput
 from tests.unit.policy_data import catalogue
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -115,6 +116,13 @@ def test_the_bulk_submission_event_is_the_event_the_aggregate_records() -> None:
 def test_a_record_that_breaks_a_rule_is_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(RecordRuleBroken, match=message):
         submit(**changes)
+
+
+def test_details_too_big_for_an_entry_of_the_log_s_tiles_are_refused() -> None:
+    # 20 texts of 600 three-byte characters: each allowed, together too big for a log entry
+    with pytest.raises(InvalidInput, match=r"details takes 36\d{3} bytes as JSON; at most 32000"):
+        submit(details={f"k{i}": "罚" * 600 for i in range(20)})
+    submit(details={f"k{i}": "罚" * 500 for i in range(20)})  # 30,000 and some: taken
 
 
 def test_a_decision_dated_after_the_day_it_is_submitted_is_refused_naming_both_days() -> None:
