@@ -1,6 +1,8 @@
 """The credit office's desk in the window: staff sign in with their office token (a session
-cookie, never the token, is kept), see the objections awaiting them and accept them. Every form
-carries its CSRF token (web/csrf.py); the office's key signs what the desk writes."""
+cookie, never the token, is kept), see the objections awaiting them and accept, decline, extend
+and rule on them. Every form carries its CSRF token (web/csrf.py); the office's key signs what
+the desk writes; a refused act (a rule of the domain, a missing reason) is a 422 page and writes
+nothing."""
 
 from __future__ import annotations
 
@@ -56,11 +58,51 @@ def desk() -> str | Response:
     return render_template("office.html", queue=queue, name=session["office"])
 
 
+# what the desk rules without changing a record's fields (a correction is made over the API
+# or with `credit objection rule`, where the changed fields are given)
+DESK_OUTCOMES = ("revoke", "end_disclosure", "remove_from_list", "reject")
+
+
+def _text(field: str) -> str:
+    value = request.form.get(field, "").strip()
+    if not value:
+        abort(422, f"{field} is required")
+    return value
+
+
 @office.post("/objections/<number>/accept")
 def accept(number: str) -> Response:
     actor = signed_in()
     door().write(lambda win: win.services.accept_objection(actor, number))
-    return redirect(url_for("office.desk", accepted=number))
+    return redirect(url_for("office.desk", done=number))
+
+
+@office.post("/objections/<number>/decline")
+def decline(number: str) -> Response:
+    actor = signed_in()
+    reason = _text("reason")
+    door().write(lambda win: win.services.decline_objection(actor, number, reason, None))
+    return redirect(url_for("office.desk", done=number))
+
+
+@office.post("/objections/<number>/extend")
+def extend(number: str) -> Response:
+    actor = signed_in()
+    reason = _text("reason")
+    door().write(lambda win: win.services.extend_objection(actor, number, reason, None))
+    return redirect(url_for("office.desk", done=number))
+
+
+@office.post("/objections/<number>/rule")
+def rule(number: str) -> Response:
+    actor = signed_in()
+    outcome = request.form.get("outcome", "")
+    if outcome not in DESK_OUTCOMES:
+        abort(422, f"the outcome is one of {', '.join(DESK_OUTCOMES)}")
+    reasoning = _text("reasoning")
+    door().write(lambda win: win.services.rule_objection(
+        actor, number, outcome=outcome, reasoning=reasoning, changes=None, ruled_on=None))
+    return redirect(url_for("office.desk", done=number))
 
 
 

@@ -232,7 +232,7 @@ def test_a_form_without_its_csrf_token_is_refused_and_does_nothing(client: Flask
 
 def test_the_office_signs_in_with_its_token_and_accepts_an_objection(client: FlaskClient,
                                                                      city: Settings) -> None:
-    from tests.web.test_api import bearer
+    from tests.web.test_api import bearer, events
     from tests.web.test_api import issue as issue_token
 
     assert client.get("/office").status_code == 302  # to the sign-in page
@@ -256,6 +256,28 @@ def test_the_office_signs_in_with_its_token_and_accepts_an_objection(client: Fla
     state = client.get(f"/api/subjects/{ENTERPRISE.key}", query_string={"purpose": "核对"},
                        headers=bearer(office)).get_json()
     assert [r["under_objection"] for r in state["records"] if r["id"] == record] == [True]
+    desk = html(client.get("/office"))
+    assert f'action="/office/objections/{number}/extend"' in desk  # the next acts offered
+    before = events(city)
+    unreasoned = client.post(f"/office/objections/{number}/rule",
+                             data={"csrf_token": form_token(client), "outcome": "reject"})
+    assert unreasoned.status_code == 422 and events(city) == before
+    extended = client.post(f"/office/objections/{number}/extend",
+                           data={"csrf_token": form_token(client), "reason": "需调取卷宗"})
+    assert extended.status_code == 302
+    ruled = client.post(f"/office/objections/{number}/rule", data={
+        "csrf_token": form_token(client), "outcome": "revoke", "reasoning": "处罚已被撤销"})
+    assert ruled.status_code == 302
+    state = client.get(f"/api/subjects/{ENTERPRISE.key}", query_string={"purpose": "核对"},
+                       headers=bearer(office)).get_json()
+    assert [r["status"] for r in state["records"] if r["id"] == record] == ["revoked"]
+    assert number not in html(client.get("/office"))  # ruled: off the queue
+    again = client.post("/api/objections", json={"subject": ENTERPRISE.key, "record": record,
+                                                 "grounds": "再议"}, headers=subject)
+    second = again.get_json()["number"]
+    declined = client.post(f"/office/objections/{second}/decline", data={
+        "csrf_token": form_token(client), "reason": "记录已撤销"})
+    assert declined.status_code == 302 and second not in html(client.get("/office"))
     client.post("/office/logout", data={"csrf_token": form_token(client)})
     assert client.post(f"/office/objections/{number}/accept",
                        data={"csrf_token": form_token(client)}).status_code == 401
