@@ -5,7 +5,16 @@ from __future__ import annotations
 import gc
 import os
 
-from cli import admin, extracts, importer, serve, timetravel, tokens, workflows  # noqa: F401 - they add their commands
+from cli import (  # noqa: F401 - they add their commands
+    admin,
+    extracts,
+    importer,
+    mirror,
+    serve,
+    timetravel,
+    tokens,
+    workflows,
+)
 from cli.common import credit
 
 
