@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
          web["api_check_p99_ms"] / 30),
         ("  at 20 arrivals/s", figures["api_check_paced_p99_ms"], "open loop; target 30 ms",
          web["api_check_paced_p99_ms"] / 30),
+        ("mirror catch-up, events/s", figures["mirror_events_per_s"],
+         f"credit verify {figures['verify_events_per_s']}/s (target >= 50 %)",
+         web["mirror_events_per_s"] / verified["events_per_s"]),
         ("extract size, bytes", figures["extract_bytes"],
          f"{extracts['events']['subject']} subject + {extracts['events']['registry']} key + "
          f"{extracts['events']['policies']} policy events", 1.0),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,10 +29,12 @@ from sqlalchemy import create_engine, text
 
 from benchmarks.bench import HISTORY_SUBJECTS
 from domain.authorities import LINAN_AUTHORITIES
+from keys.signer import public_key_from_pem
 from keys.store import secret_variable
 from ledger.application import CreditLedger
 from ledger.settings import Settings
 from projections.runner import ProjectionRunner
+from workflows.mirror import Mirror, http_fetch
 from workflows.submissions import submit_rows
 from workflows.tokens import Tokens
 
@@ -148,6 +151,24 @@ def api_figures(base: str, url: str, keys_dir: str, secret: str,
             "api_check_paced_p99_ms": check_paced["p99_ms"]}
 
 
+def mirror_figures(base: str) -> dict[str, float]:
+    """`credit mirror`'s first catch-up of the whole log through the window's tiles, into a
+    SQLite copy: the events verified and kept per second."""
+    folder = Path(tempfile.mkdtemp(prefix="credit-bench-mirror-"))
+    try:
+        key = urllib.request.urlopen(base + "/transparency/platform.pem", timeout=30).read()
+        copy = Mirror(f"sqlite:///{folder / 'mirror.db'}", public_key_from_pem(key))
+        try:
+            started = time.perf_counter()
+            report = copy.sync(http_fetch(base + "/log"))
+            elapsed = time.perf_counter() - started
+        finally:
+            copy.close()
+        return {"mirror_events_per_s": report.added / elapsed}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     url, keys_dir, secret = sys.argv[1], sys.argv[2], sys.argv[3]
     engine = create_engine(url)
@@ -169,6 +190,7 @@ def main() -> None:
         search = load(base, searches, CLIENTS)
         as_of_view = load(base, as_of, 1, 200)
         api = api_figures(base, url, keys_dir, secret, [key for key, _ in rows[:300]])
+        mirrored = mirror_figures(base)
     with gunicorn("benchmarks.hello_app:app", {}) as base:
         hello = load(base, ["/"], CLIENTS)
     print(json.dumps({
@@ -178,7 +200,7 @@ def main() -> None:
         "web_search_requests_per_s": search["requests_per_s"],
         "web_hello_requests_per_s": hello["requests_per_s"],
         "web_hello_p50_ms": hello["p50_ms"],
-        **api,
+        **api, **mirrored,
     }))
 
 
