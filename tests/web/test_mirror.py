@@ -21,6 +21,7 @@ from ledger.settings import Settings
 from tests.conftest import copy_of
 from tests.web.test_api import bearer, events, issue, record
 from web import create_app
+from workflows import mirror as mirror_module
 from workflows.mirror import Mirror, MirrorRefused, entries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,9 @@ def test_a_fork_and_a_rollback_are_refused_and_keep_nothing(
 
 
 def test_a_tampered_entry_and_a_foreign_key_are_refused(client: FlaskClient, city: Settings,
-                                                        database_url: str) -> None:
+                                                        database_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mirror_module, "PROCESSES_FROM", 100)  # the failure found in a worker
     fetch = fetcher(client)
 
     def tampered(path: str) -> bytes | None:
