@@ -94,6 +94,8 @@ def checkpoints(since: int | None, as_json: bool, trust: Path | None,
     for item in listed:
         click.echo(f"# checkpoint {item['seq']}")
         click.echo(item["note"].rstrip("\n"))
+        for line in item.get("cosignatures", []):  # the witnesses' lines: a cosigned note
+            click.echo(line.rstrip("\n"))
         consistency = item.get("consistency")
         if consistency is not None:
             click.echo(f"# consistent with checkpoint {consistency['from_seq']} (size "

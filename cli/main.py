@@ -13,6 +13,7 @@ from cli import (  # noqa: F401 - they add their commands
     serve,
     timetravel,
     tokens,
+    witness,
     workflows,
 )
 from cli.common import credit

@@ -76,6 +76,18 @@ checkpoints = Table(
 )
 
 
+# Witnesses' cosignatures of checkpoints (proofs/cosignature.py): self-verifying signature
+# lines, kept beside the note they cosign; not part of the signed log.
+cosignatures = Table(
+    "ledger_cosignatures",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("witness", String(200), primary_key=True),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),  # POSIX seconds, as the witness signed it
+    Column("line", Text, nullable=False),
+)
+
 chains = Table(
     "ledger_chains",
     metadata,

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, type_coerce
+from sqlalchemy import and_, func, inspect, select, type_coerce
 from sqlalchemy.types import NullType
 
 from domain import clock
@@ -263,6 +263,14 @@ def checkpoint_listing(ledger: CreditLedger, since: int | None = None,
                 signed = checked
             listed.append(item)
             previous = (seq, size)
+        cosigned: dict[int, list[str]] = {}
+        if listed and inspect(conn).has_table(tables.cosignatures.name):
+            w = tables.cosignatures
+            for seq, line in conn.execute(select(w.c.seq, w.c.line).where(
+                    w.c.seq >= listed[0]["seq"]).order_by(w.c.seq, w.c.witness)):
+                cosigned.setdefault(int(seq), []).append(str(line))
+    for item in listed:  # witnesses' lines, each checkable with proofs.cosignature
+        item["cosignatures"] = cosigned.get(item["seq"], [])
     return listed
 
 

@@ -1,0 +1,102 @@
+"""`credit witness keygen|serve`: a witness of another party's log (workflows/witness.py), and
+`credit witnesses publish`: the platform asking its witnesses to cosign (workflows/witnesses.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cli.common import credit, emit, json_option, opened, reading, safe_text
+from workflows import witnesses as platform_witnesses
+from workflows.mirror import MirrorRefused, trusted_key
+from workflows.witness import Witness
+
+
+@credit.group()
+def witness() -> None:
+    """Run a witness: an independent party that cosigns a log's checkpoints (C2SP tlog-witness)."""
+
+
+@witness.command("keygen")
+@click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="Where to write the witness's private key (PEM, mode 0600).")
+def keygen(key_file: Path) -> None:
+    """Make a witness key; print its public key (PEM) for the platform and verifiers."""
+    if key_file.exists():
+        raise click.ClickException(f"{key_file} exists: a witness keeps its key")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)
+    click.echo(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+               .decode("ascii"), nl=False)
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{path}: not a witness key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise click.ClickException(f"{path}: not an Ed25519 key")
+    return key
+
+
+@witness.command("serve")
+@click.option("--name", required=True, help="The witness's name, e.g. court.hangzhou/witness.")
+@click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True)
+@click.option("--origin", required=True, help="The origin line of the log it witnesses.")
+@click.option("--log-key", "log_keys", multiple=True, required=True,
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="PEM public key the log signs checkpoints with (repeat for each).")
+@click.option("--state", "state_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="The witness's state file (the last checkpoint it cosigned).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8090, show_default=True)
+def serve(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...], state_file: Path,
+          host: str, port: int) -> None:
+    """Serve POST /add-checkpoint: cosign a checkpoint of ORIGIN only with a valid consistency
+    proof from the last one this witness cosigned; refuse a fork or a rollback."""
+    from werkzeug.serving import run_simple
+
+    from web.witness import create_witness_app
+
+    try:
+        keys = [trusted_key(path) for path in log_keys]
+    except MirrorRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    app = create_witness_app(Witness(name, load_private_key(key_file), origin, keys, state_file))
+    click.echo(safe_text(f"witness {name} of {origin} on http://{host}:{port}/"), err=True)
+    run_simple(host, port, app, threaded=True)
+
+
+@credit.group()
+def witnesses() -> None:
+    """The platform's witnesses: ask them to cosign the latest checkpoint."""
+
+
+@witnesses.command("publish")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False,
+                                                         exists=True),
+              help="JSON list of {name, url, key} (key: a PEM file); default: witnesses.json in "
+                   "the keys folder.")
+@json_option
+def publish(config_file: Path | None, as_json: bool) -> None:
+    """Send the latest checkpoint to every witness with the consistency proof from the last one
+    it cosigned; keep each cosignature that verifies, and say which witness refused and why."""
+    with opened(reading()) as ledger:
+        config = config_file or ledger.settings.keys_dir / "witnesses.json"
+        results = platform_witnesses.publish(ledger, platform_witnesses.read_config(config))
+    emit(as_json, {"witnesses": [vars(r) for r in results]},
+         "\n".join(f"{r.name}: {r.outcome}" for r in results) or "no witnesses configured")
+    if any(r.cosignature is None for r in results):
+        raise SystemExit(1)

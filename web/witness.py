@@ -1,0 +1,23 @@
+"""The witness's own HTTP service (C2SP tlog-witness): ``POST /add-checkpoint`` and nothing
+else. It runs as its own process with its own key (`credit witness serve`), apart from the
+platform's window."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from workflows.witness import Witness
+
+MAX_REQUEST = 64 * 1024  # an old-size line, at most 63 hashes, and a checkpoint
+
+
+def create_witness_app(witness: Witness) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST
+
+    @app.post("/add-checkpoint")
+    def add_checkpoint() -> Response:
+        answer = witness.add_checkpoint(request.get_data(cache=False))
+        return Response(answer.body, status=answer.status, content_type=answer.content_type)
+
+    return app

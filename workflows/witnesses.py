@@ -1,0 +1,135 @@
+"""The platform's side of witnessing (C2SP tlog-witness): send the latest checkpoint to each
+configured witness with the consistency proof from the last checkpoint it cosigned, check the
+cosignature it returns against that witness's key, and keep it (``ledger_cosignatures``).
+
+The witnesses are configured in a JSON file (default ``witnesses.json`` in the keys folder):
+``[{"name": "court.hangzhou/witness", "url": "http://…", "key": "court-witness.pem"}]`` (a
+relative key path is read beside the file)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+
+from keys.signer import public_key_from_pem
+from ledger import tables
+from ledger.application import CreditLedger
+from ledger.errors import LedgerError
+from ledger.tables import stored_nodes
+from proofs import merkle
+from proofs.checkpoint import parse_checkpoint
+from proofs.cosignature import CosignatureInvalid, split_note, verify_cosignature
+
+Post = Callable[[str, bytes], tuple[int, str]]  # url, body -> status, text
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    name: str
+    url: str
+    public_key: bytes
+
+
+@dataclass
+class Published:
+    name: str
+    outcome: str
+    tree_size: int
+    cosignature: str | None = None
+
+
+def read_config(path: Path) -> list[WitnessConfig]:
+    """The witnesses in ``path`` (none if it does not exist); LedgerError naming what is wrong."""
+    if not path.exists():
+        return []
+    try:
+        entries = json.loads(path.read_text("utf-8"))
+        return [WitnessConfig(str(e["name"]), str(e["url"]).rstrip("/"), public_key_from_pem(
+            (path.parent / str(e["key"])).read_bytes())) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"{path}: not a list of witnesses {{name, url, key}}: {exc}") from None
+
+
+def http_post(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "text/plain; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status), answer.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def request_body(old_size: int, proof: list[bytes], note: str) -> bytes:
+    """An add-checkpoint request: ``old <size>``, the proof's hashes, a blank line, the note."""
+    lines = [f"old {old_size}\n", *(base64.b64encode(h).decode("ascii") + "\n" for h in proof),
+             "\n"]
+    return ("".join(lines) + note).encode("utf-8")
+
+
+def publish(ledger: CreditLedger, witnesses: list[WitnessConfig],
+            post: Post = http_post) -> list[Published]:
+    """Ask every witness to cosign the latest checkpoint; keep what verifies."""
+    engine = ledger.engine
+    tables.cosignatures.create(engine, checkfirst=True)
+    c, w = tables.checkpoints, tables.cosignatures
+    with engine.connect() as conn:
+        latest = conn.execute(select(c.c.seq, c.c.note).order_by(c.c.seq.desc()).limit(1)).first()
+    if latest is None:
+        raise LedgerError("the ledger has no checkpoint to publish")
+    seq, note = int(latest[0]), str(latest[1])
+    checkpoint = parse_checkpoint(note)
+    body, _ = split_note(note)
+    results = []
+    for witness in witnesses:
+        with engine.connect() as conn:
+            old = int(conn.execute(select(func.max(w.c.tree_size))
+                                   .where(w.c.witness == witness.name)).scalar() or 0)
+        result = _ask(engine, witness, seq, checkpoint.tree_size, note, body, old, post)
+        results.append(result)
+    return results
+
+
+def _ask(engine: Engine, witness: WitnessConfig, seq: int, size: int, note: str, body: str,
+         old: int, post: Post) -> Published:
+    for _ in range(2):  # once more with the size the witness says it holds (409)
+        if old > size:
+            return Published(witness.name, f"refused: it holds size {old}, above ours {size} "
+                                           "(a rollback of the log?)", size)
+        with engine.connect() as conn:
+            proof = (merkle.consistency_proof(old, size, stored_nodes(conn))
+                     if 0 < old < size else [])
+        status, text = post(f"{witness.url}/add-checkpoint", request_body(old, proof, note))
+        if status == 409 and text.strip().isdigit():
+            old = int(text.strip())
+            continue
+        if status != 200:
+            return Published(witness.name, f"refused ({status or 'unreachable'}): "
+                                           f"{text.strip()[:200]}", size)
+        for line in text.splitlines():
+            try:
+                cosigned = verify_cosignature(line, witness.name, witness.public_key, body)
+            except CosignatureInvalid:
+                continue
+            with engine.begin() as conn:
+                conn.execute(tables.cosignatures.delete().where(
+                    (tables.cosignatures.c.seq == seq)
+                    & (tables.cosignatures.c.witness == witness.name)))
+                conn.execute(insert(tables.cosignatures).values(
+                    seq=seq, witness=witness.name, tree_size=size,
+                    timestamp=cosigned.timestamp, line=cosigned.line))
+            return Published(witness.name, f"cosigned checkpoint {seq} (size {size})", size,
+                             cosigned.line)
+        return Published(witness.name, "answered without a cosignature that verifies with its "
+                                       "key", size)
+    return Published(witness.name, f"refused: it keeps answering 409 (size {old})", size)
