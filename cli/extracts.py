@@ -60,10 +60,16 @@ def extract(subject_text: str, as_of: str | None, output: Path, reader_text: str
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--trust", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The platform's public key (PEM), as `credit keys export platform` prints it.")
+@click.option("--witness", "witnesses", type=(str, click.Path(path_type=Path, dir_okay=False)),
+              multiple=True, metavar="NAME KEY.pem",
+              help="A witness whose cosignature of the extract's checkpoint counts (repeat).")
+@click.option("--quorum", type=click.IntRange(0), help="How many of the witnesses must have "
+              "cosigned (default: all of them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify_extract(file: Path, trust: Path, as_json: bool) -> None:
+def verify_extract(file: Path, trust: Path, witnesses: tuple[tuple[str, Path], ...],
+                   quorum: int | None, as_json: bool) -> None:
     """Check an extract offline (the same code as `python -m proofs.verify_extract`)."""
-    valid, data, text = verify_extract_file(file, trust)
+    valid, data, text = verify_extract_file(file, trust, witnesses, quorum)
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
     sys.exit(0 if valid else 1)
 

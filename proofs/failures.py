@@ -28,6 +28,7 @@ stored event, it also names the event's notification id, aggregate and version.
 | chains            |                              | ChainIndexMismatch                    |
 | time              |                              | TimeWentBack                          |
 | rollback          |                              | RolledBack                            |
+| witnesses         |                              | WitnessQuorumNotMet                   |
 
 Standard library only.
 """
@@ -195,9 +196,15 @@ class RolledBack(InauthenticData):
     check = "rollback"
 
 
+class WitnessQuorumNotMet(InauthenticData):
+    """Fewer of the verifier's witnesses cosigned the checkpoint than its policy asks."""
+
+    check = "witnesses"
+
+
 # The order in which failures about the same event are reported, so "the first failure" is
 # stable: the check a later one depends on comes first.
 CHECK_ORDER = ("document", "extract-signature", "payload", "order", "registry", "issuer",
                "envelope", "key", "signature", "time", "log", "version", "checkpoint",
                "consistency", "rollback", "inclusion", "membership", "completeness", "chains",
-               "state")
+               "state", "witnesses")

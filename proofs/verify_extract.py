@@ -28,6 +28,9 @@ printed, with the fact that failed:
                       checkpoint's chain map holds: no event left out, added or reordered
 12. state             the subject's state recomputed from the events equals the state in the
                       extract
+13. witnesses         with ``--witness NAME KEY.pem`` (repeated) and ``--quorum K``: at least K of
+                      those witnesses cosigned the extract's checkpoint (C2SP tlog-cosignature/v1,
+                      the lines in ``cosignatures``); the failure names each one missing or wrong
 
 With ``--checkpoints``: every note of a listing is signed by a trusted key (checkpoint), each
 extends the one before it (consistency), and a kept note, itself signed, is among them.
@@ -61,6 +64,7 @@ from keys.signer import fingerprint, public_key_from_pem
 from proofs import chain_map, envelope, jws, merkle, verify_receipt
 from proofs.checkpoint import Checkpoint
 from proofs.checks import EventChecker, check_extends, registry_key, trusted_key, verify_checkpoint
+from proofs.cosignature import CosignatureInvalid, verify_cosignature
 from proofs.facts import fact_from_row
 from proofs.failures import (
     ChainIncomplete,
@@ -76,6 +80,7 @@ from proofs.failures import (
     RegistryInvalid,
     StateMismatch,
     VerificationFailure,
+    WitnessQuorumNotMet,
 )
 from proofs.registry_replay import RegistryReplay
 
@@ -126,6 +131,7 @@ class VerifiedExtract:
     counts: dict[str, int]
     state: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    witnesses: list[str] = field(default_factory=list)  # trusted witnesses that cosigned
 
     def summary(self) -> dict[str, Any]:
         if self.state.get("absent"):
@@ -136,7 +142,8 @@ class VerifiedExtract:
                     "checkpoint": {"tree_size": self.checkpoint.tree_size,
                                    "issued_at": envelope.format_instant(self.checkpoint.issued_at),
                                    "key": self.checkpoint.key_name},
-                    "events": self.counts, "reducer": self.state["reducer"]}
+                    "events": self.counts, "reducer": self.state["reducer"],
+                    "witnesses": self.witnesses}
         grade = self.state["grade"]
         active = [x for x in self.state["listings"] if x["status"] == "active"]
         return {
@@ -158,6 +165,7 @@ class VerifiedExtract:
             "records_in_force": sum(1 for r in self.state["records"]
                                     if r["status"] == "in_force"),
             "reducer": self.state["reducer"],
+            "witnesses": self.witnesses,
         }
 
 
@@ -178,7 +186,8 @@ class _Clock:
             self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - started
 
 
-def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
+def verify_extract(document: Any, trusted_key: bytes, witnesses: Sequence[TrustedWitness] = (),
+                   quorum: int = 0) -> VerifiedExtract:
     """Run every check on a parsed extract file; raise the first VerificationFailure."""
     clock = _Clock()
     signed = clock.run("document", lambda: check_document(document))
@@ -204,10 +213,51 @@ def verify_extract(document: Any, trusted_key: bytes) -> VerifiedExtract:
                                                          subject))
     state = clock.run("state", lambda: check_state(payload["state"], subject, members, as_of,
                                                    checkpoint.tree_size))
+    cosigned = clock.run("witnesses", lambda: check_witnesses(
+        payload.get("cosignatures", []), checkpoint, witnesses, quorum))
     counts = {"subject": len(members[subject]), "registry": len(members[chain_map.REGISTRY_CHAIN]),
               "policies": len(members[chain_map.POLICY_CHAIN])}
     return VerifiedExtract(payload["number"], subject, as_of, issued_at, issuer, checkpoint,
-                           counts, state, clock.spent)
+                           counts, state, clock.spent, cosigned)
+
+
+# -- 13: the verifier's witness policy ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustedWitness:
+    name: str
+    public_key: bytes
+
+
+def check_witnesses(lines: Any, checkpoint: Checkpoint, witnesses: Sequence[TrustedWitness],
+                    quorum: int) -> list[str]:
+    """The names of the trusted witnesses whose cosignature of the checkpoint verifies;
+    WitnessQuorumNotMet, naming each missing or wrong one, if fewer than ``quorum``."""
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise MalformedPayload("cosignatures is not a list of signature lines")
+    good: list[str] = []
+    problems: list[str] = []
+    for witness in witnesses:
+        mine = [line for line in lines if line.split(" ")[1:2] == [witness.name]]
+        if not mine:
+            problems.append(f"{witness.name}: no cosignature")
+            continue
+        reasons = []
+        for line in mine:
+            try:
+                verify_cosignature(line, witness.name, witness.public_key, checkpoint.body)
+            except CosignatureInvalid as exc:
+                reasons.append(str(exc))
+                continue
+            good.append(witness.name)
+            break
+        else:
+            problems.append("; ".join(reasons))
+    if len(good) < quorum:
+        raise WitnessQuorumNotMet(f"{len(good)} of the {quorum} witness cosignatures asked for "
+                                  f"({', '.join(problems)})")
+    return good
 
 
 # -- 1-3: the document ------------------------------------------------------------------------
@@ -537,6 +587,7 @@ def render(result: VerifiedExtract) -> str:
         f"  lists       {lists}",
         f"  records     {s['records']} ({s['records_in_force']} in force), "
         f"state recomputed by {s['reducer']}",
+        *([f"  witnesses   cosigned by {', '.join(s['witnesses'])}"] if s["witnesses"] else []),
     ])
 
 
@@ -567,15 +618,17 @@ def _read_json(path: Path, what: str) -> Any:
         raise MalformedDocument(f"{what} is not JSON") from None
 
 
-def run(path: Path, trusted_key: bytes) -> Outcome:
-    """The verdict on one extract file, or on a credit-check receipt."""
+def run(path: Path, trusted_key: bytes, witnesses: Sequence[TrustedWitness] = (),
+        quorum: int = 0) -> Outcome:
+    """The verdict on one extract file (with a witness policy: ``quorum`` of ``witnesses``), or
+    on a credit-check receipt."""
     document = None
     try:
         document = _read_json(path, "the file")
         if verify_receipt.is_receipt(check_document(document)):
             receipt = check_receipt(document, trusted_key)
             return True, receipt.summary(), render_receipt(receipt)
-        result = verify_extract(document, trusted_key)
+        result = verify_extract(document, trusted_key, witnesses, quorum)
     except VerificationFailure as failure:
         return invalid(failure)
     return True, result.summary(), render(result)
@@ -700,13 +753,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="FILE is a checkpoint listing: check signatures and consistency")
     parser.add_argument("--kept", type=Path, metavar="NOTE",
                         help="with --checkpoints: a checkpoint note you kept, to find in it")
+    parser.add_argument("--witness", nargs=2, action="append", default=[],
+                        metavar=("NAME", "WITNESS_KEY.pem"),
+                        help="a witness whose cosignature of the checkpoint counts (repeat)")
+    parser.add_argument("--quorum", type=int, metavar="K",
+                        help="how many of the --witness must have cosigned (default: all)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     trusted = [load_trusted_key(path) for path in args.trust]
+    witnesses = [TrustedWitness(name, load_trusted_key(Path(path)))
+                 for name, path in args.witness]
+    quorum = len(witnesses) if args.quorum is None else args.quorum
+    if not 0 <= quorum <= len(witnesses):
+        parser.error(f"--quorum {quorum}: there are {len(witnesses)} witnesses")
     if args.checkpoints:
         valid, data, text = _run_listing(args.file, trusted, args.kept)
     else:
-        valid, data, text = run(args.file, _signing_key(args.file, trusted))
+        valid, data, text = run(args.file, _signing_key(args.file, trusted), witnesses, quorum)
     print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
     return 0 if valid else 1
 

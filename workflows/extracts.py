@@ -40,7 +40,8 @@ from proofs.checks import check_extends, oid_text, registry_key, verify_checkpoi
 from proofs.envelope import format_instant
 from proofs.facts import fact_from_row
 from proofs.failures import VerificationFailure
-from proofs.verify_extract import CONTEXT_STREAMS, load_trusted_key, run
+from proofs.verify_extract import CONTEXT_STREAMS, TrustedWitness, load_trusted_key, run
+from workflows import witnesses
 
 EXTRACT_TYPE = "credit-ledger/extract/v1"
 MEDIA_TYPE = "credit-extract+json"
@@ -148,11 +149,26 @@ class ExtractIssuer:
                        for key, proof in proofs.items()],
             "state": state,
         }
+        cosigned = self.cosignatures(checkpoint.note)
+        if cosigned:
+            payload["cosignatures"] = cosigned
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         platform_key, signer = ledger.platform_signer(issued)
         document = jws.sign(body, {"alg": jws.WRITTEN_ALGORITHM, "kid": platform_key.kid,
                                    "typ": MEDIA_TYPE}, signer.sign)
         return Extract(document, payload)
+
+    def cosignatures(self, note: str) -> list[str]:
+        """The witnesses' cosignatures of the checkpoint: asked for now from each configured
+        witness (``witnesses.json``) that has not given one yet; those that refuse or cannot
+        be reached are left out (the verifier's quorum decides whether that is enough)."""
+        configured = witnesses.read_config(witnesses.config_file(self.ledger))
+        if configured:
+            have = {line.split(" ")[1] for line in witnesses.cosignatures_of(self.ledger, note)}
+            missing = [w for w in configured if w.name not in have]
+            if missing:
+                witnesses.publish(self.ledger, missing, note=note)
+        return witnesses.cosignatures_of(self.ledger, note)
 
     # -- reading, inside the locked transaction -------------------------------------------------
 
@@ -278,10 +294,18 @@ class TrustedKeyUnreadable(LedgerError):
     """The platform public key a verifier was told to trust cannot be read."""
 
 
-def verify_extract_file(file: Path, trusted_key_file: Path) -> tuple[bool, dict[str, Any], str]:
-    """(valid, JSON result, text) of the offline verifier on one extract file."""
+def verify_extract_file(file: Path, trusted_key_file: Path,
+                        witnesses: Sequence[tuple[str, Path]] = (), quorum: int | None = None
+                        ) -> tuple[bool, dict[str, Any], str]:
+    """(valid, JSON result, text) of the offline verifier on one extract file; with
+    ``witnesses`` (name, PEM file), at least ``quorum`` of them (default: all) must have
+    cosigned its checkpoint."""
     try:
         key = load_trusted_key(trusted_key_file)
+        trusted = [TrustedWitness(name, load_trusted_key(path)) for name, path in witnesses]
     except SystemExit as exc:
         raise TrustedKeyUnreadable(str(exc)) from None
-    return run(file, key)
+    needed = len(trusted) if quorum is None else quorum
+    if not 0 <= needed <= len(trusted):
+        raise LedgerError(f"a quorum of {needed} among {len(trusted)} witnesses")
+    return run(file, key, trusted, needed)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.engine import Engine
 
 from keys.signer import public_key_from_pem
@@ -29,6 +29,7 @@ from proofs.checkpoint import parse_checkpoint
 from proofs.cosignature import CosignatureInvalid, split_note, verify_cosignature
 
 Post = Callable[[str, bytes], tuple[int, str]]  # url, body -> status, text
+CONFIG_NAME = "witnesses.json"
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,24 @@ def request_body(old_size: int, proof: list[bytes], note: str) -> bytes:
     return ("".join(lines) + note).encode("utf-8")
 
 
-def publish(ledger: CreditLedger, witnesses: list[WitnessConfig],
-            post: Post = http_post) -> list[Published]:
-    """Ask every witness to cosign the latest checkpoint; keep what verifies."""
+def config_file(ledger: CreditLedger) -> Path:
+    return ledger.settings.keys_dir / CONFIG_NAME
+
+
+def publish(ledger: CreditLedger, witnesses: list[WitnessConfig], post: Post = http_post,
+            note: str | None = None) -> list[Published]:
+    """Ask every witness to cosign the checkpoint ``note`` (default: the latest); keep what
+    verifies."""
     engine = ledger.engine
     tables.cosignatures.create(engine, checkfirst=True)
     c, w = tables.checkpoints, tables.cosignatures
     with engine.connect() as conn:
-        latest = conn.execute(select(c.c.seq, c.c.note).order_by(c.c.seq.desc()).limit(1)).first()
+        query = select(c.c.seq, c.c.note)
+        query = (query.where(c.c.note == note) if note is not None
+                 else query.order_by(c.c.seq.desc()).limit(1))
+        latest = conn.execute(query).first()
     if latest is None:
-        raise LedgerError("the ledger has no checkpoint to publish")
+        raise LedgerError("the ledger has no such checkpoint to publish")
     seq, note = int(latest[0]), str(latest[1])
     checkpoint = parse_checkpoint(note)
     body, _ = split_note(note)
@@ -133,3 +142,14 @@ def _ask(engine: Engine, witness: WitnessConfig, seq: int, size: int, note: str,
         return Published(witness.name, "answered without a cosignature that verifies with its "
                                        "key", size)
     return Published(witness.name, f"refused: it keeps answering 409 (size {old})", size)
+
+
+def cosignatures_of(ledger: CreditLedger, note: str) -> list[str]:
+    """The witnesses' lines kept for the checkpoint ``note``."""
+    c, w = tables.checkpoints, tables.cosignatures
+    with ledger.engine.connect() as conn:
+        if not inspect(conn).has_table(w.name):
+            return []
+        return [str(line) for (line,) in conn.execute(
+            select(w.c.line).join(c, c.c.seq == w.c.seq).where(c.c.note == note)
+            .order_by(w.c.witness))]

@@ -29,6 +29,7 @@ from ledger.tables import stored_nodes
 from proofs import merkle
 from proofs.checkpoint import parse_checkpoint
 from proofs.cosignature import split_note, verify_cosignature
+from tests.conftest import ENTERPRISE
 from tests.web.test_api import bearer, issue, record
 from tests.web.test_mirror import other_city  # noqa: F401 - a fixture
 from workflows.extracts import checkpoint_listing
@@ -164,3 +165,57 @@ def test_the_platform_publishes_to_a_witness_process_that_refuses_a_fork(
     assert rolled_back.value.code == 400
     assert base64.b64decode(json.loads(state.read_text())[ORIGIN]["root"]) == \
         parse_checkpoint(notes(city)[-1][1]).root_hash
+
+
+def test_an_extract_carries_cosignatures_and_the_verifier_counts_its_quorum(
+        client: FlaskClient, city: Settings, other_city: Flask,  # noqa: F811
+        witness_process: tuple[str, Path, Path], tmp_path: Path) -> None:
+    url, public, _ = witness_process
+    name = "court.linan/witness"
+    config = [{"name": name, "url": url, "key": str(public)}]
+    (city.keys_dir / "witnesses.json").write_text(json.dumps(config))
+    office = bearer(issue(city, "credit-office"))
+    answer = client.post(f"/api/subjects/{ENTERPRISE.key}/extract", json={"purpose": "核查"},
+                         headers=office)
+    assert answer.status_code == 201
+    extract = tmp_path / "extract.json"
+    extract.write_bytes(answer.get_data())
+    trust = tmp_path / "platform.pem"
+    trust.write_bytes(client.get("/transparency/platform.pem").get_data())
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_text(subprocess.run(
+        [sys.executable, "-m", "cli", "witness", "keygen", "--key", str(tmp_path / "s.key")],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+
+    def verify(*witnesses: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "proofs.verify_extract", str(extract),
+                               "--trust", str(trust), *witnesses, "--json"], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    cosigned = verify("--witness", name, str(public))
+    assert cosigned.returncode == 0, cosigned.stdout
+    assert json.loads(cosigned.stdout)["witnesses"] == [name]
+    both = verify("--witness", name, str(public), "--witness", "commission.linan/witness",
+                  str(stranger))
+    assert both.returncode == 1
+    failed = json.loads(both.stdout)
+    assert failed["check"] == "witnesses"
+    assert "commission.linan/witness: no cosignature" in failed["reason"]
+    assert verify("--witness", name, str(public), "--witness", "commission.linan/witness",
+                  str(stranger), "--quorum", "1").returncode == 0
+    impostor = verify("--witness", name, str(stranger))  # the right name, another key
+    assert impostor.returncode == 1 and "not the trusted key" in json.loads(impostor.stdout)[
+        "reason"]
+    # the fork: the other database, diverged, asks the same witness, which refuses it; an
+    # extract from the fork has no cosignature to show
+    theirs = other_city.extensions["settings"]
+    (theirs.keys_dir / "witnesses.json").write_text(json.dumps(config))
+    other = other_city.test_client()
+    other.post("/api/records", json=record(80), headers=bearer(issue(theirs, "tax")))
+    forked = other.post(f"/api/subjects/{ENTERPRISE.key}/extract", json={"purpose": "核查"},
+                        headers=bearer(issue(theirs, "credit-office")))
+    assert forked.status_code == 201
+    extract.write_bytes(forked.get_data())
+    assert verify().returncode == 0  # valid by the platform's signature alone …
+    refused = verify("--witness", name, str(public))
+    assert refused.returncode == 1 and json.loads(refused.stdout)["check"] == "witnesses"
