@@ -1,4 +1,5 @@
-"""`credit witness keygen|serve`: a witness of another party's log (workflows/witness.py), and
+"""`credit witness keygen|serve`: a witness of another party's log (workflows/witness.py);
+`credit monitor serve`: a witness that mirrors the log first (workflows/monitor.py); and
 `credit witnesses publish`: the platform asking its witnesses to cosign (workflows/witnesses.py)."""
 
 from __future__ import annotations
@@ -100,3 +101,44 @@ def publish(config_file: Path | None, as_json: bool) -> None:
          "\n".join(f"{r.name}: {r.outcome}" for r in results) or "no witnesses configured")
     if any(r.cosignature is None for r in results):
         raise SystemExit(1)
+
+
+@credit.group()
+def monitor() -> None:
+    """Run a monitor: a witness that mirrors the whole log and recomputes its chain map first."""
+
+
+@monitor.command("serve")
+@click.option("--name", required=True, help="The monitor's name, e.g. audit.zhejiang/monitor.")
+@click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True)
+@click.option("--origin", required=True, help="The origin line of the log it monitors.")
+@click.option("--log-key", "log_keys", multiple=True, required=True,
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="PEM public key the log signs checkpoints with (repeat for each); the first "
+                   "is the platform's first key, which the mirror trusts.")
+@click.option("--log-url", required=True, help="The log's tiles, e.g. https://…/log.")
+@click.option("--into", required=True, help="The database of the monitor's copy of the log.")
+@click.option("--state", "state_file", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="The monitor's witness state file.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8091, show_default=True)
+def monitor_serve(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...],
+                  log_url: str, into: str, state_file: Path, host: str, port: int) -> None:
+    """Serve POST /add-checkpoint as a witness does, cosigning only checkpoints its own mirror
+    of the log verified, chain map included (workflows/monitor.py says what that means)."""
+    from werkzeug.serving import run_simple
+
+    from web.witness import create_witness_app
+    from workflows.mirror import Mirror, http_fetch
+    from workflows.monitor import Monitor
+
+    try:
+        keys = [trusted_key(path) for path in log_keys]
+    except MirrorRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    cosigner = Witness(name, load_private_key(key_file), origin, keys, state_file)
+    app = create_witness_app(Monitor(cosigner, Mirror(into, keys[0]), http_fetch(log_url)))
+    click.echo(safe_text(f"monitor {name} of {origin} ({log_url}) on http://{host}:{port}/"),
+               err=True)
+    run_simple(host, port, app, threaded=True)

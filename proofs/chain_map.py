@@ -194,6 +194,13 @@ class ChainMap:
         entries[hkey] = (length + 1, _sha256(CHAIN_PREFIX + head + leaf_hash).digest())
         self._dirty.add(bucket)
 
+    def load(self, chains: Iterable[tuple[bytes, int, bytes]]) -> None:
+        """Start from chains kept elsewhere: (key hash, length, head) each; folded at ``root``."""
+        for hkey, length, head in chains:
+            bucket = bucket_of(hkey)
+            self.buckets.setdefault(bucket, {})[hkey] = (length, head)
+            self._dirty.add(bucket)
+
     def chain(self, key: str) -> tuple[int, bytes]:
         hkey = key_hash(key)
         return self.buckets.get(bucket_of(hkey), {}).get(hkey, (0, EMPTY_HEAD))

@@ -15,13 +15,17 @@ that failed, and the copy stays at the last checkpoint it verified):
 5. every aggregate's versions run 1, 2, 3 … across the whole copy;
 6. the checkpoint's signature holds with a platform key of the registry valid at its time, and
    its root is the root recomputed from the copy's leaves and the new ones — so the new log
-   extends the one the copy verified (a fork or a rewritten history fails here).
+   extends the one the copy verified (a fork or a rewritten history fails here);
+7. its ``chains`` line is the chain map (§7) recomputed from every entry of the copy: each event
+   extends its aggregate's subject's chain (named by the aggregate's first event), so a
+   checkpoint whose map leaves an event out of its chain fails here.
 
 Events are numbered as the mirror sees them: position + 1 (the notification id of a store
 without gaps). The mirror's tables (``mirror_*``) may share a database with nothing else."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import urllib.error
@@ -44,6 +48,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     func,
     insert,
     select,
@@ -55,7 +60,7 @@ from domain.clock import naive_utc
 from keys.registry import KeyRegistry
 from keys.signer import fingerprint, public_key_from_pem
 from ledger.storage import prepare_database
-from proofs import envelope, merkle
+from proofs import chain_map, envelope, merkle
 from proofs.checkpoint import Checkpoint, parse_checkpoint
 from proofs.checks import (
     EventChecker,
@@ -84,10 +89,17 @@ entries = Table(
     Column("topic", Text, nullable=False),
     Column("kid", String(64), nullable=False),
     Column("signed_at", DateTime, nullable=False),  # naive UTC
+    Column("chain", Text, nullable=False),  # the chain it extends (FORMAT.md §7)
     Column("leaf", LargeBinary, nullable=False),
 )
 Index("mirror_entries_aggregate_idx", entries.c.originator_id, entries.c.version, unique=True)
 Index("mirror_entries_kid_idx", entries.c.kid, entries.c.signed_at)
+chains = Table(
+    "mirror_chains", metadata,
+    Column("key_hash", LargeBinary(32), primary_key=True),
+    Column("length", BigInteger, nullable=False),
+    Column("head", LargeBinary(32), nullable=False),
+)
 checkpoints = Table(
     "mirror_checkpoints", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
@@ -136,6 +148,7 @@ class _Entry:
     leaf: bytes
     kid: str = ""
     signed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    chain: str = ""
 
     @property
     def nid(self) -> int:
@@ -213,6 +226,17 @@ class Mirror:
         return {"origin": row["origin"], "tree_size": int(row["size"]),
                 "trusted": fingerprint(bytes(row["trusted"])), "checkpoint": last}
 
+    def verified(self, body: str) -> bool:
+        """Whether the copy verified a checkpoint with this note body (its lines, each ending in
+        a newline: tree and chains)."""
+        size = body.split("\n", 2)[1] if body.count("\n") >= 2 else ""
+        if not size.isdigit():
+            return False
+        with self.engine.connect() as conn:
+            notes = conn.execute(select(checkpoints.c.note)
+                                 .where(checkpoints.c.tree_size == int(size))).scalars()
+            return any(str(note).startswith(body + "\n") for note in notes)
+
     def _entries(self, conn: Connection, where: object = None) -> Iterator[_Entry]:
         query = select(entries.c.position, entries.c.leaf).order_by(entries.c.position)
         if where is not None:
@@ -263,7 +287,14 @@ class Mirror:
                     f"the log's checkpoint (size {checkpoint.tree_size}) signs a root that is not "
                     f"the root of the copy's {size} entries and the {len(fresh)} served after "
                     "them: the log was forked or rewritten")
+            heads = self._chain_map(conn, fresh)
+            if heads.root() != checkpoint.chain_root:
+                raise MirrorRefused(
+                    f"the log's checkpoint (size {checkpoint.tree_size}) signs a chain map that "
+                    "is not the one recomputed from its entries: an event is left out of its "
+                    "subject's chain, or one is added")
             self._keep(conn, fresh, checkpoint, note, origin, trusted, tree, held is None)
+            self._keep_chains(conn, heads)
         return SyncReport(checkpoint.tree_size, len(fresh), checkpoint.root_hash, note)
 
     def _last_checkpoint(self, conn: Connection) -> Checkpoint | None:
@@ -339,6 +370,37 @@ class Mirror:
         failures += self._check_versions(conn, fresh)
         return failures
 
+    def _chain_map(self, conn: Connection, fresh: list[_Entry]) -> chain_map.ChainMap:
+        """The copy's chains, extended by the fresh entries (each entry's ``chain`` set)."""
+        heads = chain_map.ChainMap()
+        heads.load((bytes(k), int(n), bytes(h)) for k, n, h in conn.execute(
+            select(chains.c.key_hash, chains.c.length, chains.c.head)))
+        known = self._chains_of(conn, {e.oid for e in fresh if e.version > 1})
+        for entry in fresh:
+            if entry.version == 1:
+                known[entry.oid] = chain_of_first(entry)
+            entry.chain = known.get(entry.oid, "?")
+            heads.append(entry.chain, merkle.hash_leaf(entry.leaf))
+        return heads
+
+    @staticmethod
+    def _chains_of(conn: Connection, oids: set[str]) -> dict[str, str]:
+        wanted = sorted(oids)
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            found.update({str(oid): str(chain) for oid, chain in conn.execute(
+                select(entries.c.originator_id, entries.c.chain).where(
+                    entries.c.originator_id.in_(wanted[start:start + 500]),
+                    entries.c.version == 1))})
+        return found
+
+    @staticmethod
+    def _keep_chains(conn: Connection, heads: chain_map.ChainMap) -> None:
+        conn.execute(delete(chains))
+        rows = [{"key_hash": k, "length": n, "head": h} for k, n, h in heads.chains()]
+        for start in range(0, len(rows), 1000):
+            conn.execute(insert(chains), rows[start:start + 1000])
+
     @staticmethod
     def _check_versions(conn: Connection, fresh: list[_Entry]) -> list[VerificationFailure]:
         wanted = sorted({entry.oid for entry in fresh})
@@ -364,7 +426,7 @@ class Mirror:
             conn.execute(insert(entries), [
                 {"position": e.position, "originator_id": e.oid, "version": e.version,
                  "topic": e.topic, "kid": e.kid, "signed_at": naive_utc(e.signed_at),
-                 "leaf": e.leaf} for e in fresh[start:start + 1000]])
+                 "chain": e.chain, "leaf": e.leaf} for e in fresh[start:start + 1000]])
         conn.execute(insert(checkpoints).values(
             tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash, note=note,
             fetched_at=naive_utc(datetime.now(UTC))))
@@ -385,6 +447,17 @@ def check_signatures(registry: KeyRegistry, rows: list[Row]) -> list[Verificatio
                              initializer=init_worker, initargs=(registry,)) as pool:
         chunks = [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
         return [failure for found in pool.map(check_rows_in_worker, chunks) for failure in found]
+
+
+def chain_of_first(entry: _Entry) -> str:
+    """The chain an aggregate's first event names: its payload's subject, else its kind's."""
+    stream = entry.topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
+    try:
+        payload = json.loads(envelope.header_fields(entry.state)[3])
+    except ValueError:
+        payload = None
+    subject = payload.get("subject") if isinstance(payload, dict) else None
+    return chain_map.chain_key(subject if isinstance(subject, str) else None, stream)
 
 
 def _limits(replay: RegistryReplay) -> dict[str, datetime]:

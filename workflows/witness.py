@@ -86,10 +86,7 @@ class Witness:
 
     def add_checkpoint(self, request: bytes) -> Answer:
         try:
-            text = request.decode("utf-8")
-            old_line, rest = text.split("\n", 1)
-            proof_text, note = rest.split("\n\n", 1) if not rest.startswith("\n") else ("",
-                                                                                        rest[1:])
+            old_line, proof_text, note = split_request(request)
             if not old_line.startswith("old ") or not _decimal(old_line[4:]):
                 return Answer(400, "the first line is 'old <size>'\n")
             old_size = int(old_line[4:])
@@ -160,6 +157,22 @@ class Witness:
                     return Answer(403, f"the signature by {parts[1]} does not verify\n")
                 signed = True
         return None if signed else Answer(403, "no signature by a key this witness trusts\n")
+
+
+def split_request(request: bytes) -> tuple[str, str, str]:
+    """(old size line, proof lines, checkpoint note) of an add-checkpoint body; ValueError
+    (UnicodeDecodeError included) if it has not that shape."""
+    text = request.decode("utf-8")
+    old_line, rest = text.split("\n", 1)
+    if rest.startswith("\n"):
+        return old_line, "", rest[1:]
+    proof_text, note = rest.split("\n\n", 1)
+    return old_line, proof_text, note
+
+
+def request_note(request: bytes) -> str:
+    """The checkpoint note of an add-checkpoint body."""
+    return split_request(request)[2]
 
 
 def _decimal(text: str) -> bool:
