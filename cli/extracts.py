@@ -65,11 +65,17 @@ def extract(subject_text: str, as_of: str | None, output: Path, reader_text: str
               help="A witness whose cosignature of the extract's checkpoint counts (repeat).")
 @click.option("--quorum", type=click.IntRange(0), help="How many of the witnesses must have "
               "cosigned (default: all of them).")
+@click.option("--tsa-cert", type=click.Path(path_type=Path, dir_okay=False),
+              help="The timestamping authority's certificate: the checkpoint's RFC 3161 "
+                   "timestamp must be its.")
+@click.option("--tsa-root", "tsa_roots", type=click.Path(path_type=Path, dir_okay=False),
+              multiple=True, help="A root certificate the TSA's chains to (repeat).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify_extract(file: Path, trust: Path, witnesses: tuple[tuple[str, Path], ...],
-                   quorum: int | None, as_json: bool) -> None:
+                   quorum: int | None, tsa_cert: Path | None, tsa_roots: tuple[Path, ...],
+                   as_json: bool) -> None:
     """Check an extract offline (the same code as `python -m proofs.verify_extract`)."""
-    valid, data, text = verify_extract_file(file, trust, witnesses, quorum)
+    valid, data, text = verify_extract_file(file, trust, witnesses, quorum, tsa_cert, tsa_roots)
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
     sys.exit(0 if valid else 1)
 

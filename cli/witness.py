@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.common import credit, emit, json_option, opened, reading, safe_text
+from workflows import timestamps
 from workflows import witnesses as platform_witnesses
 from workflows.mirror import MirrorRefused, trusted_key
 from workflows.witness import Witness
@@ -97,8 +98,17 @@ def publish(config_file: Path | None, as_json: bool) -> None:
     with opened(reading()) as ledger:
         config = config_file or ledger.settings.keys_dir / "witnesses.json"
         results = platform_witnesses.publish(ledger, platform_witnesses.read_config(config))
-    emit(as_json, {"witnesses": [vars(r) for r in results]},
-         "\n".join(f"{r.name}: {r.outcome}" for r in results) or "no witnesses configured")
+        tsa = timestamps.read_config(ledger)
+        stamped = None
+        if tsa is not None:
+            note = platform_witnesses.published_note(ledger)
+            stamped = timestamps.timestamp(ledger, tsa, note)
+    lines = [f"{r.name}: {r.outcome}" for r in results] or ["no witnesses configured"]
+    if stamped is not None:
+        lines.append(f"timestamped at {stamped.gen_time.isoformat()} by {stamped.tsa}")
+    emit(as_json, {"witnesses": [vars(r) for r in results],
+                   "timestamp": stamped.gen_time.isoformat() if stamped else None},
+         "\n".join(lines))
     if any(r.cosignature is None for r in results):
         raise SystemExit(1)
 

@@ -88,6 +88,15 @@ cosignatures = Table(
     Column("line", Text, nullable=False),
 )
 
+# RFC 3161 timestamp tokens of checkpoints (proofs/timestamps.py), by a TSA's clock.
+timestamps = Table(
+    "ledger_timestamps",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("gen_time", DateTime, nullable=False),  # naive UTC, the TSA's
+    Column("token", LargeBinary, nullable=False),  # the DER TimeStampResponse
+)
+
 chains = Table(
     "ledger_chains",
     metadata,

@@ -29,6 +29,7 @@ stored event, it also names the event's notification id, aggregate and version.
 | time              |                              | TimeWentBack                          |
 | rollback          |                              | RolledBack                            |
 | witnesses         |                              | WitnessQuorumNotMet                   |
+| timestamp         | TimestampUnreadable          | TimestampInvalid                      |
 
 Standard library only.
 """
@@ -196,6 +197,18 @@ class RolledBack(InauthenticData):
     check = "rollback"
 
 
+class TimestampUnreadable(MalformedInput):
+    """The extract's timestamp is not an RFC 3161 response."""
+
+    check = "timestamp"
+
+
+class TimestampInvalid(InauthenticData):
+    """The checkpoint's timestamp is not the trusted TSA's token over its note body."""
+
+    check = "timestamp"
+
+
 class WitnessQuorumNotMet(InauthenticData):
     """Fewer of the verifier's witnesses cosigned the checkpoint than its policy asks."""
 
@@ -207,4 +220,4 @@ class WitnessQuorumNotMet(InauthenticData):
 CHECK_ORDER = ("document", "extract-signature", "payload", "order", "registry", "issuer",
                "envelope", "key", "signature", "time", "log", "version", "checkpoint",
                "consistency", "rollback", "inclusion", "membership", "completeness", "chains",
-               "state", "witnesses")
+               "state", "witnesses", "timestamp")

@@ -31,6 +31,9 @@ printed, with the fact that failed:
 13. witnesses         with ``--witness NAME KEY.pem`` (repeated) and ``--quorum K``: at least K of
                       those witnesses cosigned the extract's checkpoint (C2SP tlog-cosignature/v1,
                       the lines in ``cosignatures``); the failure names each one missing or wrong
+14. timestamp         with ``--tsa-cert TSA.pem`` (and ``--tsa-root CA.pem``): the file's RFC 3161
+                      token is the TSA's, over the checkpoint's note body, and its time is not
+                      before the checkpoint's own (needs the rfc3161-client package)
 
 With ``--checkpoints``: every note of a listing is signed by a trusted key (checkpoint), each
 extends the one before it (consistency), and a kept note, itself signed, is among them.
@@ -61,7 +64,7 @@ from domain.clock import CHINA_TIME
 from domain.state import COMPATIBLE_REDUCERS, REDUCER_VERSION, absence, subject_state
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint, public_key_from_pem
-from proofs import chain_map, envelope, jws, merkle, verify_receipt
+from proofs import chain_map, envelope, jws, merkle, timestamps, verify_receipt
 from proofs.checkpoint import Checkpoint
 from proofs.checks import EventChecker, check_extends, registry_key, trusted_key, verify_checkpoint
 from proofs.cosignature import CosignatureInvalid, verify_cosignature
@@ -132,6 +135,13 @@ class VerifiedExtract:
     state: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     witnesses: list[str] = field(default_factory=list)  # trusted witnesses that cosigned
+    timestamp: timestamps.CheckedTimestamp | None = None
+
+    def _timestamp(self) -> dict[str, Any]:
+        if self.timestamp is None:
+            return {}
+        return {"timestamp": {"time": envelope.format_instant(self.timestamp.gen_time),
+                              "tsa": self.timestamp.tsa}}
 
     def summary(self) -> dict[str, Any]:
         if self.state.get("absent"):
@@ -143,7 +153,7 @@ class VerifiedExtract:
                                    "issued_at": envelope.format_instant(self.checkpoint.issued_at),
                                    "key": self.checkpoint.key_name},
                     "events": self.counts, "reducer": self.state["reducer"],
-                    "witnesses": self.witnesses}
+                    "witnesses": self.witnesses, **self._timestamp()}
         grade = self.state["grade"]
         active = [x for x in self.state["listings"] if x["status"] == "active"]
         return {
@@ -166,6 +176,7 @@ class VerifiedExtract:
                                     if r["status"] == "in_force"),
             "reducer": self.state["reducer"],
             "witnesses": self.witnesses,
+            **self._timestamp(),
         }
 
 
@@ -187,7 +198,7 @@ class _Clock:
 
 
 def verify_extract(document: Any, trusted_key: bytes, witnesses: Sequence[TrustedWitness] = (),
-                   quorum: int = 0) -> VerifiedExtract:
+                   quorum: int = 0, tsa: TrustedTsa | None = None) -> VerifiedExtract:
     """Run every check on a parsed extract file; raise the first VerificationFailure."""
     clock = _Clock()
     signed = clock.run("document", lambda: check_document(document))
@@ -215,10 +226,40 @@ def verify_extract(document: Any, trusted_key: bytes, witnesses: Sequence[Truste
                                                    checkpoint.tree_size))
     cosigned = clock.run("witnesses", lambda: check_witnesses(
         payload.get("cosignatures", []), checkpoint, witnesses, quorum))
+    stamped = (clock.run("timestamp", lambda: check_checkpoint_timestamp(
+        payload.get("timestamp"), checkpoint, tsa)) if tsa is not None else None)
     counts = {"subject": len(members[subject]), "registry": len(members[chain_map.REGISTRY_CHAIN]),
               "policies": len(members[chain_map.POLICY_CHAIN])}
     return VerifiedExtract(payload["number"], subject, as_of, issued_at, issuer, checkpoint,
-                           counts, state, clock.spent, cosigned)
+                           counts, state, clock.spent, cosigned, stamped)
+
+
+# -- 14: the TSA's time -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustedTsa:
+    certificate: Any  # cryptography.x509.Certificate
+    roots: list[Any]
+
+
+CLOCK_SKEW = 300  # seconds the platform's clock may run ahead of the TSA's
+
+
+def check_checkpoint_timestamp(token: Any, checkpoint: Checkpoint,
+                               tsa: TrustedTsa) -> timestamps.CheckedTimestamp:
+    """The TSA's time for the checkpoint: its token over the note body, by the trusted TSA, not
+    earlier than the checkpoint says it was made."""
+    if not isinstance(token, str):
+        raise timestamps.TimestampInvalid("the extract carries no timestamp of its checkpoint")
+    raw = _b64(token, "timestamp")
+    checked = timestamps.check_timestamp(raw, checkpoint.body.encode("utf-8"), tsa.certificate,
+                                         tsa.roots)
+    if (checkpoint.issued_at - checked.gen_time).total_seconds() > CLOCK_SKEW:
+        raise timestamps.TimestampInvalid(
+            f"the TSA timestamped the checkpoint at {envelope.format_instant(checked.gen_time)}, "
+            f"before its own time {envelope.format_instant(checkpoint.issued_at)}")
+    return checked
 
 
 # -- 13: the verifier's witness policy ----------------------------------------------------------
@@ -588,7 +629,19 @@ def render(result: VerifiedExtract) -> str:
         f"  records     {s['records']} ({s['records_in_force']} in force), "
         f"state recomputed by {s['reducer']}",
         *([f"  witnesses   cosigned by {', '.join(s['witnesses'])}"] if s["witnesses"] else []),
+        *([f"  timestamp   {s['timestamp']['time']} by {s['timestamp']['tsa']} (RFC 3161)"]
+          if "timestamp" in s else []),
     ])
+
+
+def load_certificate(path: Path) -> Any:
+    from cryptography import x509
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the certificate {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SystemExit(f"{path}: not a PEM certificate ({exc})") from None
 
 
 def load_trusted_key(path: Path) -> bytes:
@@ -619,7 +672,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def run(path: Path, trusted_key: bytes, witnesses: Sequence[TrustedWitness] = (),
-        quorum: int = 0) -> Outcome:
+        quorum: int = 0, tsa: TrustedTsa | None = None) -> Outcome:
     """The verdict on one extract file (with a witness policy: ``quorum`` of ``witnesses``), or
     on a credit-check receipt."""
     document = None
@@ -628,7 +681,7 @@ def run(path: Path, trusted_key: bytes, witnesses: Sequence[TrustedWitness] = ()
         if verify_receipt.is_receipt(check_document(document)):
             receipt = check_receipt(document, trusted_key)
             return True, receipt.summary(), render_receipt(receipt)
-        result = verify_extract(document, trusted_key, witnesses, quorum)
+        result = verify_extract(document, trusted_key, witnesses, quorum, tsa)
     except VerificationFailure as failure:
         return invalid(failure)
     return True, result.summary(), render(result)
@@ -758,6 +811,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a witness whose cosignature of the checkpoint counts (repeat)")
     parser.add_argument("--quorum", type=int, metavar="K",
                         help="how many of the --witness must have cosigned (default: all)")
+    parser.add_argument("--tsa-cert", type=Path, metavar="TSA.pem",
+                        help="the timestamping authority's certificate: the checkpoint's RFC 3161 "
+                             "timestamp must be its (needs rfc3161-client)")
+    parser.add_argument("--tsa-root", type=Path, action="append", default=[], metavar="CA.pem",
+                        help="a root the TSA certificate chains to (repeat)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     trusted = [load_trusted_key(path) for path in args.trust]
@@ -769,7 +827,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoints:
         valid, data, text = _run_listing(args.file, trusted, args.kept)
     else:
-        valid, data, text = run(args.file, _signing_key(args.file, trusted), witnesses, quorum)
+        tsa = (TrustedTsa(load_certificate(args.tsa_cert),
+                          [load_certificate(path) for path in args.tsa_root])
+               if args.tsa_cert else None)
+        valid, data, text = run(args.file, _signing_key(args.file, trusted), witnesses, quorum,
+                                tsa)
     print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
     return 0 if valid else 1
 

@@ -12,6 +12,7 @@ and the events are one consistent snapshot.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -40,8 +41,15 @@ from proofs.checks import check_extends, oid_text, registry_key, verify_checkpoi
 from proofs.envelope import format_instant
 from proofs.facts import fact_from_row
 from proofs.failures import VerificationFailure
-from proofs.verify_extract import CONTEXT_STREAMS, TrustedWitness, load_trusted_key, run
-from workflows import witnesses
+from proofs.verify_extract import (
+    CONTEXT_STREAMS,
+    TrustedTsa,
+    TrustedWitness,
+    load_certificate,
+    load_trusted_key,
+    run,
+)
+from workflows import timestamps, witnesses
 
 EXTRACT_TYPE = "credit-ledger/extract/v1"
 MEDIA_TYPE = "credit-extract+json"
@@ -152,6 +160,9 @@ class ExtractIssuer:
         cosigned = self.cosignatures(checkpoint.note)
         if cosigned:
             payload["cosignatures"] = cosigned
+        token = self.timestamp(checkpoint.note)
+        if token is not None:
+            payload["timestamp"] = base64.b64encode(token).decode("ascii")
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         platform_key, signer = ledger.platform_signer(issued)
         document = jws.sign(body, {"alg": jws.WRITTEN_ALGORITHM, "kid": platform_key.kid,
@@ -169,6 +180,19 @@ class ExtractIssuer:
             if missing:
                 witnesses.publish(self.ledger, missing, note=note)
         return witnesses.cosignatures_of(self.ledger, note)
+
+    def timestamp(self, note: str) -> bytes | None:
+        """The TSA's token for the checkpoint: asked for now if a TSA is configured
+        (``tsa.json``) and none is kept; left out if the TSA cannot be reached."""
+        token = timestamps.timestamp_of(self.ledger, note)
+        config = timestamps.read_config(self.ledger)
+        if token is None and config is not None:
+            try:
+                timestamps.timestamp(self.ledger, config, note)
+            except (LedgerError, VerificationFailure):
+                return None
+            token = timestamps.timestamp_of(self.ledger, note)
+        return token
 
     # -- reading, inside the locked transaction -------------------------------------------------
 
@@ -295,7 +319,8 @@ class TrustedKeyUnreadable(LedgerError):
 
 
 def verify_extract_file(file: Path, trusted_key_file: Path,
-                        witnesses: Sequence[tuple[str, Path]] = (), quorum: int | None = None
+                        witnesses: Sequence[tuple[str, Path]] = (), quorum: int | None = None,
+                        tsa_certificate: Path | None = None, tsa_roots: Sequence[Path] = ()
                         ) -> tuple[bool, dict[str, Any], str]:
     """(valid, JSON result, text) of the offline verifier on one extract file; with
     ``witnesses`` (name, PEM file), at least ``quorum`` of them (default: all) must have
@@ -303,9 +328,12 @@ def verify_extract_file(file: Path, trusted_key_file: Path,
     try:
         key = load_trusted_key(trusted_key_file)
         trusted = [TrustedWitness(name, load_trusted_key(path)) for name, path in witnesses]
+        tsa = (TrustedTsa(load_certificate(tsa_certificate),
+                          [load_certificate(path) for path in tsa_roots])
+               if tsa_certificate is not None else None)
     except SystemExit as exc:
         raise TrustedKeyUnreadable(str(exc)) from None
     needed = len(trusted) if quorum is None else quorum
     if not 0 <= needed <= len(trusted):
         raise LedgerError(f"a quorum of {needed} among {len(trusted)} witnesses")
-    return run(file, key, trusted, needed)
+    return run(file, key, trusted, needed, tsa)

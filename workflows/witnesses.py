@@ -144,6 +144,16 @@ def _ask(engine: Engine, witness: WitnessConfig, seq: int, size: int, note: str,
     return Published(witness.name, f"refused: it keeps answering 409 (size {old})", size)
 
 
+def published_note(ledger: CreditLedger) -> str:
+    """The latest checkpoint's note (what ``publish`` sends by default)."""
+    c = tables.checkpoints
+    with ledger.engine.connect() as conn:
+        note = conn.execute(select(c.c.note).order_by(c.c.seq.desc()).limit(1)).scalar()
+    if note is None:
+        raise LedgerError("the ledger has no checkpoint")
+    return str(note)
+
+
 def cosignatures_of(ledger: CreditLedger, note: str) -> list[str]:
     """The witnesses' lines kept for the checkpoint ``note``."""
     c, w = tables.checkpoints, tables.cosignatures
