@@ -14,10 +14,12 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +34,13 @@ from domain.authorities import LINAN_AUTHORITIES
 from keys.signer import public_key_from_pem
 from keys.store import secret_variable
 from ledger.application import CreditLedger
+from ledger.settings import DEFAULT_ORIGIN as ORIGIN
 from ledger.settings import Settings
 from projections.runner import ProjectionRunner
 from workflows.mirror import Mirror, http_fetch
 from workflows.submissions import submit_rows
 from workflows.tokens import Tokens
+from workflows.witnesses import WitnessConfig, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
@@ -151,6 +155,78 @@ def api_figures(base: str, url: str, keys_dir: str, secret: str,
             "api_check_paced_p99_ms": check_paced["p99_ms"]}
 
 
+@contextmanager
+def cosigners(base: str, folder: Path) -> Iterator[list[WitnessConfig]]:
+    """Two witnesses and a monitor of the log at ``base``, each `credit … serve` in its own
+    process, as the platform's configuration names them."""
+    platform = folder / "platform.pem"
+    platform.write_bytes(urllib.request.urlopen(base + "/transparency/platform.pem",
+                                                timeout=30).read())
+    processes: list[subprocess.Popen[bytes]] = []
+    configs: list[WitnessConfig] = []
+    for name, kind in (("court.hangzhou/witness", "witness"),
+                       ("commission.linan/witness", "witness"),
+                       ("audit.zhejiang/monitor", "monitor")):
+        key = folder / f"{kind}-{len(configs)}.key"
+        public = subprocess.run([sys.executable, "-m", "cli", "witness", "keygen", "--key",
+                                 str(key)], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout
+        port = free_port()
+        extra = (["--log-url", base + "/log", "--into",
+                  f"sqlite:///{folder / f'monitor-{port}.db'}"] if kind == "monitor" else [])
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "cli", kind, "serve", "--name", name, "--key", str(key),
+             "--origin", ORIGIN, "--log-key", str(platform), "--state",
+             str(folder / f"state-{port}.json"), "--port", str(port), *extra],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        configs.append(WitnessConfig(name, f"http://127.0.0.1:{port}",
+                                     public_key_from_pem(public.encode())))
+    try:
+        for config in configs:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(config.url + "/add-checkpoint", timeout=2)
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{config.name} did not start") from None
+                    time.sleep(0.1)
+        yield configs
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def publish_figures(base: str, url: str, keys_dir: str, secret: str) -> dict[str, float]:
+    """Publishing a new checkpoint to two witnesses, and to the monitor (whose mirror then
+    verifies that checkpoint: no new entries, the tree and the chain map), over loopback."""
+    folder = Path(tempfile.mkdtemp(prefix="credit-bench-witnesses-"))
+    ledger = CreditLedger(Settings(database_url=url, keys_dir=Path(keys_dir), passphrase=secret))
+    try:
+        witnesses: list[float] = []
+        monitor: list[float] = []
+        with cosigners(base, folder) as configs:
+            publish(ledger, configs)  # first contact: the monitor's mirror catches up (excluded)
+            for _ in range(20):
+                ledger.checkpoint()
+                started = time.perf_counter()
+                done = publish(ledger, configs[:2])
+                witnesses.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                done += publish(ledger, configs[2:])
+                monitor.append((time.perf_counter() - started) * 1000)
+                if any(d.cosignature is None for d in done):
+                    raise SystemExit(f"a cosigner refused: {[d.outcome for d in done]}")
+        return {"publish_witnesses_p50_ms": statistics.median(witnesses),
+                "publish_monitor_p50_ms": statistics.median(monitor)}
+    finally:
+        ledger.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def mirror_figures(base: str) -> dict[str, float]:
     """`credit mirror`'s first catch-up of the whole log through the window's tiles, into a
     SQLite copy: the events verified and kept per second."""
@@ -191,6 +267,7 @@ def main() -> None:
         as_of_view = load(base, as_of, 1, 200)
         api = api_figures(base, url, keys_dir, secret, [key for key, _ in rows[:300]])
         mirrored = mirror_figures(base)
+        published = publish_figures(base, url, keys_dir, secret)
     with gunicorn("benchmarks.hello_app:app", {}) as base:
         hello = load(base, ["/"], CLIENTS)
     print(json.dumps({
@@ -200,7 +277,7 @@ def main() -> None:
         "web_search_requests_per_s": search["requests_per_s"],
         "web_hello_requests_per_s": hello["requests_per_s"],
         "web_hello_p50_ms": hello["p50_ms"],
-        **api, **mirrored,
+        **api, **mirrored, **published,
     }))
 
 
