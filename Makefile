@@ -29,6 +29,8 @@ run: $(STAMP)
 	@echo "  CREDIT_DEVELOPMENT_SECRETS=1 $(BIN)/credit extract SUBJECT -o var/extract.json --as credit-office --purpose 演示"
 	@echo "    (signing needs the acting authority's secret; the demo's are development ones);"
 	@echo "  $(BIN)/credit keys export platform > var/platform.pem; $(BIN)/credit verify-extract var/extract.json --trust var/platform.pem"
+	@echo "    and with the demo's witnesses (in-process; FORMAT.md §12): add --witness court.hangzhou/witness var/witnesses/court.pem"
+	@echo "    --witness commission.linan/witness var/witnesses/commission.pem --witness audit.zhejiang/monitor var/witnesses/audit.pem"
 	@echo "Serving the 信用临安 window (CREDIT_WEB_PORT=$(PORT)); Ctrl-C stops it."
 	@CREDIT_DEVELOPMENT_SECRETS=1 $(BIN)/credit serve --port $(PORT) || [ $$? -eq 130 ]
 

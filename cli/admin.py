@@ -21,12 +21,13 @@ from cli.common import (
     progress_bar,
     reading,
     runner,
+    safe_text,
     services,
     settings,
     writing,
 )
 from domain.authorities import AuthorityProfile
-from workflows import administration, demo_city
+from workflows import administration, demo_city, demo_witnesses
 from workflows.policy_files import read_policy_file
 from workflows.session import DEVELOPMENT_SECRET, redacted
 
@@ -80,7 +81,15 @@ def demo(subjects: int, seed: int, as_json: bool) -> None:
             for name in ("keys", "checkpoints", "subjects"):
                 with progress_bar(f"read models: {name}", None) as progress:
                     run.rebuild(name, progress=progress)
-        emit(as_json, {"written": True, **vars(summary)},
+        folder = ledger.settings.keys_dir.parent / "witnesses"
+        cosigned, cosigners = demo_witnesses.cosign_demo(ledger, folder)
+        for result in cosigned:
+            click.echo(safe_text(f"{result.name}: {result.outcome}"), err=True)
+        click.echo("verify an extract with the demo's witnesses: credit verify-extract FILE "
+                   "--trust PLATFORM.pem " + " ".join(
+                       f"--witness {c.name} {c.public_key_file}" for c in cosigners), err=True)
+        emit(as_json, {"written": True, **vars(summary),
+                       "cosigned_by": [r.name for r in cosigned if r.cosignature]},
              f"demo city written to {redacted(config.database_url)}: {summary.subjects} subjects, "
              f"{summary.records} records, {summary.corrections} corrections, "
              f"{summary.revocations} revocations, {summary.objections} objections, "

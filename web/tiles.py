@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from web.app import door
-from workflows.tiles import LogTiles, TileRefused, parse_index
+from workflows.tiles import LogTiles, TileRefused
 
 tiles = Blueprint("tiles", __name__, url_prefix="/log")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -40,19 +40,9 @@ def checkpoint() -> Response:
 
 @tiles.route("/tile/<path:where>")
 def tile(where: str) -> Response:
-    elements = where.split("/")
     try:
-        if elements[0] == "entries":
-            index, width = parse_index(elements[1:])
-            with door().window() as win:
-                body = LogTiles(win.ledger).entries(index, width)
-        else:
-            level = elements[0]
-            if not level.isdigit() or (len(level) > 1 and level[0] == "0") or int(level) > 63:
-                raise TileRefused(f"{level!r} is not a tile level (0 to 63)")
-            index, width = parse_index(elements[1:])
-            with door().window() as win:
-                body = LogTiles(win.ledger).tile(int(level), index, width)
+        with door().window() as win:
+            body = LogTiles(win.ledger).resource(f"tile/{where}")
     except TileRefused as exc:
         return _missing(str(exc))
     if body is None:

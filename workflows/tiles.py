@@ -134,3 +134,22 @@ class LogTiles:
                 raise LookupError(f"an event of bundle {index} is longer than an entry can be")
             out += len(entry).to_bytes(2, "big") + entry
         return bytes(out)
+
+    def resource(self, path: str) -> bytes | None:
+        """The bytes of a tlog-tiles path under the prefix (``checkpoint``, ``tile/0/x001/234``,
+        ``tile/entries/005.p/7``); None if the log does not hold it yet; TileRefused for a path
+        the spec does not name."""
+        if path == "checkpoint":
+            latest = self.checkpoint()
+            return None if latest is None else latest[1].encode("utf-8")
+        elements = path.split("/")
+        if len(elements) < 3 or elements[0] != "tile":
+            raise TileRefused(f"{path!r} is not a tlog-tiles path")
+        if elements[1] == "entries":
+            index, width = parse_index(elements[2:])
+            return self.entries(index, width)
+        level = elements[1]
+        if not level.isdigit() or (len(level) > 1 and level[0] == "0") or int(level) > 63:
+            raise TileRefused(f"{level!r} is not a tile level (0 to 63)")
+        index, width = parse_index(elements[2:])
+        return self.tile(int(level), index, width)

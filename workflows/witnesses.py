@@ -4,7 +4,10 @@ cosignature it returns against that witness's key, and keep it (``ledger_cosigna
 
 The witnesses are configured in a JSON file (default ``witnesses.json`` in the keys folder):
 ``[{"name": "court.hangzhou/witness", "url": "http://…", "key": "court-witness.pem"}]`` (a
-relative key path is read beside the file)."""
+relative key path is read beside the file). For a demonstration a witness may instead run inside
+the platform's process: ``{"name", "in_process": {"key": PRIVATE.pem, "state": FILE}}`` (with
+``"mirror": DB`` it is a monitor reading the log's tiles directly) — the same protocol, but no
+independence: a real witness is another party's process."""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, inspect, select
-from sqlalchemy.engine import Engine
 
+from keys.registry import PLATFORM
 from keys.signer import public_key_from_pem
 from ledger import tables
 from ledger.application import CreditLedger
@@ -27,9 +32,22 @@ from ledger.tables import stored_nodes
 from proofs import merkle
 from proofs.checkpoint import parse_checkpoint
 from proofs.cosignature import CosignatureInvalid, split_note, verify_cosignature
+from workflows.mirror import Mirror
+from workflows.monitor import Monitor
+from workflows.tiles import LogTiles
+from workflows.witness import Witness
 
 Post = Callable[[str, bytes], tuple[int, str]]  # url, body -> status, text
 CONFIG_NAME = "witnesses.json"
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """A witness (or, with ``mirror``, a monitor) run inside the platform's process."""
+
+    key: Path
+    state: Path
+    mirror: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class WitnessConfig:
     name: str
     url: str
     public_key: bytes
+    in_process: InProcess | None = None
 
 
 @dataclass
@@ -53,8 +72,20 @@ def read_config(path: Path) -> list[WitnessConfig]:
         return []
     try:
         entries = json.loads(path.read_text("utf-8"))
-        return [WitnessConfig(str(e["name"]), str(e["url"]).rstrip("/"), public_key_from_pem(
-            (path.parent / str(e["key"])).read_bytes())) for e in entries]
+        found = []
+        for e in entries:
+            if "in_process" in e:
+                local = e["in_process"]
+                inside = InProcess(path.parent / local["key"], path.parent / local["state"],
+                                   path.parent / local["mirror"] if local.get("mirror") else None)
+                key = load_private_key(inside.key)
+                found.append(WitnessConfig(str(e["name"]), f"in-process:{e['name']}",
+                                           key.public_key().public_bytes_raw(), inside))
+            else:
+                found.append(WitnessConfig(str(e["name"]), str(e["url"]).rstrip("/"),
+                                           public_key_from_pem((path.parent / str(e["key"]))
+                                                               .read_bytes())))
+        return found
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LedgerError(f"{path}: not a list of witnesses {{name, url, key}}: {exc}") from None
 
@@ -104,13 +135,14 @@ def publish(ledger: CreditLedger, witnesses: list[WitnessConfig], post: Post = h
         with engine.connect() as conn:
             old = int(conn.execute(select(func.max(w.c.tree_size))
                                    .where(w.c.witness == witness.name)).scalar() or 0)
-        result = _ask(engine, witness, seq, checkpoint.tree_size, note, body, old, post)
+        result = _ask(ledger, witness, seq, checkpoint.tree_size, note, body, old, post)
         results.append(result)
     return results
 
 
-def _ask(engine: Engine, witness: WitnessConfig, seq: int, size: int, note: str, body: str,
-         old: int, post: Post) -> Published:
+def _ask(ledger: CreditLedger, witness: WitnessConfig, seq: int, size: int, note: str,
+         body: str, old: int, post: Post) -> Published:
+    engine = ledger.engine
     for _ in range(2):  # once more with the size the witness says it holds (409)
         if old > size:
             return Published(witness.name, f"refused: it holds size {old}, above ours {size} "
@@ -118,7 +150,16 @@ def _ask(engine: Engine, witness: WitnessConfig, seq: int, size: int, note: str,
         with engine.connect() as conn:
             proof = (merkle.consistency_proof(old, size, stored_nodes(conn))
                      if 0 < old < size else [])
-        status, text = post(f"{witness.url}/add-checkpoint", request_body(old, proof, note))
+        if witness.in_process is not None:
+            local = _local(witness, ledger)
+            try:
+                answer = local.add_checkpoint(request_body(old, proof, note))
+            finally:
+                if isinstance(local, Monitor):
+                    local.mirror.close()
+            status, text = answer.status, answer.body
+        else:
+            status, text = post(f"{witness.url}/add-checkpoint", request_body(old, proof, note))
         if status == 409 and text.strip().isdigit():
             old = int(text.strip())
             continue
@@ -163,3 +204,24 @@ def cosignatures_of(ledger: CreditLedger, note: str) -> list[str]:
         return [str(line) for (line,) in conn.execute(
             select(w.c.line).join(c, c.c.seq == w.c.seq).where(c.c.note == note)
             .order_by(w.c.witness))]
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def _local(witness: WitnessConfig, ledger: CreditLedger) -> Witness | Monitor:
+    """The in-process witness or monitor of ``witness`` (its key and state read each time)."""
+    inside = witness.in_process
+    assert inside is not None
+    platform = ledger.registry.authorities[PLATFORM]
+    keys = [ledger.registry.keys[kid].public_key for kid in platform.kids]
+    cosigner = Witness(witness.name, load_private_key(inside.key), ledger.settings.origin, keys,
+                       inside.state)
+    if inside.mirror is None:
+        return cosigner
+    return Monitor(cosigner, Mirror(f"sqlite:///{inside.mirror}", keys[0]),
+                   LogTiles(ledger).resource)
