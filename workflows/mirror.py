@@ -210,6 +210,9 @@ class Mirror:
         self.engine: Engine = create_engine(prepare_database(url))
         metadata.create_all(self.engine, checkfirst=True)
         self.trusted = trusted
+        # the chain map as of the copy's size, kept between syncs of this process (a monitor
+        # verifies every new checkpoint: loading and folding every chain each time is the cost)
+        self._heads: tuple[int, chain_map.ChainMap] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -287,14 +290,15 @@ class Mirror:
                     f"the log's checkpoint (size {checkpoint.tree_size}) signs a root that is not "
                     f"the root of the copy's {size} entries and the {len(fresh)} served after "
                     "them: the log was forked or rewritten")
-            heads = self._chain_map(conn, fresh)
+            heads = self._chain_map(conn, fresh, size)
             if heads.root() != checkpoint.chain_root:
                 raise MirrorRefused(
                     f"the log's checkpoint (size {checkpoint.tree_size}) signs a chain map that "
                     "is not the one recomputed from its entries: an event is left out of its "
                     "subject's chain, or one is added")
             self._keep(conn, fresh, checkpoint, note, origin, trusted, tree, held is None)
-            self._keep_chains(conn, heads)
+            self._keep_chains(conn, heads, {e.chain for e in fresh})
+        self._heads = (checkpoint.tree_size, heads)  # committed: what the copy now holds
         return SyncReport(checkpoint.tree_size, len(fresh), checkpoint.root_hash, note)
 
     def _last_checkpoint(self, conn: Connection) -> Checkpoint | None:
@@ -370,11 +374,16 @@ class Mirror:
         failures += self._check_versions(conn, fresh)
         return failures
 
-    def _chain_map(self, conn: Connection, fresh: list[_Entry]) -> chain_map.ChainMap:
+    def _chain_map(self, conn: Connection, fresh: list[_Entry], size: int
+                   ) -> chain_map.ChainMap:
         """The copy's chains, extended by the fresh entries (each entry's ``chain`` set)."""
-        heads = chain_map.ChainMap()
-        heads.load((bytes(k), int(n), bytes(h)) for k, n, h in conn.execute(
-            select(chains.c.key_hash, chains.c.length, chains.c.head)))
+        cached, self._heads = self._heads, None  # taken: a refused sync must not leave it changed
+        if cached is not None and cached[0] == size:
+            heads = cached[1]
+        else:
+            heads = chain_map.ChainMap()
+            heads.load((bytes(k), int(n), bytes(h)) for k, n, h in conn.execute(
+                select(chains.c.key_hash, chains.c.length, chains.c.head)))
         known = self._chains_of(conn, {e.oid for e in fresh if e.version > 1})
         for entry in fresh:
             if entry.version == 1:
@@ -395,9 +404,15 @@ class Mirror:
         return found
 
     @staticmethod
-    def _keep_chains(conn: Connection, heads: chain_map.ChainMap) -> None:
-        conn.execute(delete(chains))
-        rows = [{"key_hash": k, "length": n, "head": h} for k, n, h in heads.chains()]
+    def _keep_chains(conn: Connection, heads: chain_map.ChainMap, changed: set[str]) -> None:
+        """Write the chains the fresh entries extended."""
+        hkeys = sorted(chain_map.key_hash(key) for key in changed)
+        for start in range(0, len(hkeys), 500):
+            conn.execute(delete(chains).where(chains.c.key_hash.in_(hkeys[start:start + 500])))
+        rows = []
+        for key in changed:
+            length, head = heads.chain(key)
+            rows.append({"key_hash": chain_map.key_hash(key), "length": length, "head": head})
         for start in range(0, len(rows), 1000):
             conn.execute(insert(chains), rows[start:start + 1000])
 
