@@ -5,11 +5,22 @@ the tree grew), the monitor refuses it."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from domain import clock
 from ledger import tables
@@ -25,6 +36,8 @@ from workflows.mirror import Mirror
 from workflows.monitor import Monitor
 from workflows.witness import Witness
 from workflows.witnesses import request_body
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def monitor_of(client: FlaskClient, database_url: str, state: Path,
@@ -55,13 +68,13 @@ def test_the_monitor_cosigns_what_its_mirror_verified(client: FlaskClient, city:
         monitor.mirror.close()
 
 
-def test_a_chain_map_that_leaves_an_event_out_is_refused_by_the_monitor(
-        client: FlaskClient, city: Settings, database_url: str, tmp_path: Path) -> None:
+def forged_checkpoint(city: Settings) -> str:
+    """The platform's own latest checkpoint, re-signed with its key over a chain map in which
+    one subject's chain is one event short."""
     (_, true_note) = notes(city)[-1]
     true = parse_checkpoint(true_note)
     ledger = CreditLedger(city)
     try:
-        # the platform's own chain map, but one subject's chain one event short
         with ledger.engine.connect() as conn:
             heads = chain_map.ChainMap()
             log = tables.log
@@ -73,11 +86,15 @@ def test_a_chain_map_that_leaves_an_event_out_is_refused_by_the_monitor(
                 heads.append(chain_map.chain_key(subject, stream), bytes(leaf))
         assert heads.root() != true.chain_root
         key, signer = ledger.platform_signer(clock.now())
-        forged = make_checkpoint(true.origin, true.tree_size, true.root_hash, clock.now(),
-                                 heads.root(), key.kid, key.public_key, signer.sign)
+        return make_checkpoint(true.origin, true.tree_size, true.root_hash, clock.now(),
+                               heads.root(), key.kid, key.public_key, signer.sign).note
     finally:
         ledger.close()
-    forged_note = forged.note
+
+
+def test_a_chain_map_that_leaves_an_event_out_is_refused_by_the_monitor(
+        client: FlaskClient, city: Settings, database_url: str, tmp_path: Path) -> None:
+    forged_note = forged_checkpoint(city)
     serve = fetcher(client)
 
     def lying(path: str) -> bytes | None:  # the log serves the forged checkpoint
@@ -94,3 +111,53 @@ def test_a_chain_map_that_leaves_an_event_out_is_refused_by_the_monitor(
         assert monitor.mirror.status() is None  # and nothing of the log kept
     finally:
         monitor.mirror.close()
+
+
+def test_a_monitor_process_refuses_a_lying_log_over_http(
+        app: Flask, client: FlaskClient, city: Settings, tmp_path: Path) -> None:
+    """The same attack with every party its own: the platform's window serves a checkpoint
+    whose chain map leaves an event out (a WSGI layer in front of the real tiles), and
+    `credit monitor serve` in its own process, reading those tiles over HTTP, refuses it."""
+    forged = forged_checkpoint(city)
+
+    def lying(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/log/checkpoint":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [forged.encode()]
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, lying, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    platform = tmp_path / "platform.pem"
+    platform.write_bytes(client.get("/transparency/platform.pem").get_data())
+    key = tmp_path / "monitor.key"
+    subprocess.run([sys.executable, "-m", "cli", "witness", "keygen", "--key", str(key)],
+                   cwd=ROOT, capture_output=True, check=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "cli", "monitor", "serve", "--name", "audit.zhejiang/monitor",
+         "--key", str(key), "--origin", ORIGIN, "--log-key", str(platform), "--log-url",
+         f"http://127.0.0.1:{server.server_port}/log", "--into",
+         f"sqlite:///{tmp_path / 'monitor.db'}", "--state", str(tmp_path / "state.json"),
+         "--port", str(port)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/add-checkpoint"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(
+                url, data=request_body(0, [], forged), method="POST"), timeout=60)
+        assert refused.value.code == 422
+        assert "chain map" in refused.value.read().decode()
+        assert not (tmp_path / "state.json").exists()  # it cosigned nothing
+    finally:
+        monitor.terminate()
+        monitor.wait(timeout=10)
+        server.shutdown()
