@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
@@ -91,10 +92,30 @@ def witnesses() -> None:
                                                          exists=True),
               help="JSON list of {name, url, key} (key: a PEM file); default: witnesses.json in "
                    "the keys folder.")
+@click.option("--follow", is_flag=True, help="Keep publishing each new checkpoint.")
+@click.option("--interval", type=float, default=5.0, show_default=True,
+              help="With --follow: seconds between looks for a new checkpoint.")
 @json_option
-def publish(config_file: Path | None, as_json: bool) -> None:
+def publish(config_file: Path | None, follow: bool, interval: float, as_json: bool) -> None:
     """Send the latest checkpoint to every witness with the consistency proof from the last one
     it cosigned; keep each cosignature that verifies, and say which witness refused and why."""
+    if not follow:
+        _publish_once(config_file, as_json)
+        return
+    last = None
+    while True:  # Ctrl-C stops it
+        with opened(reading()) as ledger:
+            latest = platform_witnesses.published_note(ledger)
+        if latest != last:
+            try:
+                _publish_once(config_file, as_json)
+            except SystemExit:
+                pass  # a witness refused or was away: said above; tried again at the next one
+            last = latest
+        time.sleep(interval)
+
+
+def _publish_once(config_file: Path | None, as_json: bool) -> None:
     with opened(reading()) as ledger:
         config = config_file or ledger.settings.keys_dir / "witnesses.json"
         results = platform_witnesses.publish(ledger, platform_witnesses.read_config(config))
