@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -107,10 +108,9 @@ def publish(config_file: Path | None, follow: bool, interval: float, as_json: bo
         with opened(reading()) as ledger:
             latest = platform_witnesses.published_note(ledger)
         if latest != last:
-            try:
+            # a witness that refused or was away is said above, and asked again next time
+            with contextlib.suppress(SystemExit):
                 _publish_once(config_file, as_json)
-            except SystemExit:
-                pass  # a witness refused or was away: said above; tried again at the next one
             last = latest
         time.sleep(interval)
 
