@@ -243,7 +243,9 @@ def web_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
     """The window on gunicorn under load from a separate process (benchmarks/web_probe.py)."""
     out = subprocess.run([sys.executable, "-m", "benchmarks.web_probe", url, str(keys_dir),
                           PASSPHRASE],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True)
+    if out.returncode != 0:  # say why, not just that it failed
+        raise SystemExit(f"the web probe failed: {out.stderr.strip()[-2000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

@@ -40,7 +40,7 @@ from projections.runner import ProjectionRunner
 from workflows.mirror import Mirror, http_fetch
 from workflows.submissions import submit_rows
 from workflows.tokens import Tokens
-from workflows.witnesses import WitnessConfig, publish
+from workflows.witnesses import WitnessConfig, http_post, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2
@@ -209,7 +209,10 @@ def publish_figures(base: str, url: str, keys_dir: str, secret: str) -> dict[str
         witnesses: list[float] = []
         monitor: list[float] = []
         with cosigners(base, folder) as configs:
-            publish(ledger, configs)  # first contact: the monitor's mirror catches up (excluded)
+            # first contact: the monitor's mirror catches up with the whole log (excluded)
+            first = publish(ledger, configs, lambda url, body: http_post(url, body, 600))
+            if any(d.cosignature is None for d in first):
+                raise SystemExit(f"a cosigner refused: {[d.outcome for d in first]}")
             for _ in range(20):
                 ledger.checkpoint()
                 started = time.perf_counter()

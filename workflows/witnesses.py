@@ -90,11 +90,11 @@ def read_config(path: Path) -> list[WitnessConfig]:
         raise LedgerError(f"{path}: not a list of witnesses {{name, url, key}}: {exc}") from None
 
 
-def http_post(url: str, body: bytes) -> tuple[int, str]:
+def http_post(url: str, body: bytes, timeout: float = 10.0) -> tuple[int, str]:
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "text/plain; charset=utf-8"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             return int(answer.status), answer.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode("utf-8", errors="replace")
