@@ -213,6 +213,7 @@ class Mirror:
         # the chain map as of the copy's size, kept between syncs of this process (a monitor
         # verifies every new checkpoint: loading and folding every chain each time is the cost)
         self._heads: tuple[int, chain_map.ChainMap] | None = None
+        self._registry: tuple[int, RegistryReplay] | None = None  # likewise, the key registry
 
     def close(self) -> None:
         self.engine.dispose()
@@ -272,7 +273,8 @@ class Mirror:
                     raise MirrorRefused("the copy trusts another platform key than the one given")
             previous = self._last_checkpoint(conn)
             self._check_against_copy(checkpoint, origin, size, previous)
-            replay = self._replay(conn)
+            cached, self._registry = self._registry, None  # taken, as the chain map is
+            replay = cached[1] if cached is not None and cached[0] == size else self._replay(conn)
             tree = merkle.CompactRange(size, [edge[i:i + 32] for i in range(0, len(edge), 32)])
             fresh = list(self._fetch_entries(fetch, size, checkpoint.tree_size, progress))
             for entry in fresh:
@@ -299,6 +301,7 @@ class Mirror:
             self._keep(conn, fresh, checkpoint, note, origin, trusted, tree, held is None)
             self._keep_chains(conn, heads, {e.chain for e in fresh})
         self._heads = (checkpoint.tree_size, heads)  # committed: what the copy now holds
+        self._registry = (checkpoint.tree_size, replay)
         return SyncReport(checkpoint.tree_size, len(fresh), checkpoint.root_hash, note)
 
     def _last_checkpoint(self, conn: Connection) -> Checkpoint | None:
