@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
          "ms, loopback, separate processes; target 20 ms", web["publish_witnesses_p50_ms"] / 20),
         ("  then to the monitor, p50", figures["publish_monitor_p50_ms"],
          "ms, its mirror verifying the checkpoint first", web["publish_monitor_p50_ms"] / 20),
+        ("  to all three at once, p50", figures["publish_all_p50_ms"],
+         "ms; target 20 ms", web["publish_all_p50_ms"] / 20),
         ("mirror catch-up, events/s", figures["mirror_events_per_s"],
          f"credit verify {figures['verify_events_per_s']}/s (target >= 50 %)",
          web["mirror_events_per_s"] / verified["events_per_s"]),

@@ -16,6 +16,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,12 +132,18 @@ def publish(ledger: CreditLedger, witnesses: list[WitnessConfig], post: Post = h
     checkpoint = parse_checkpoint(note)
     body, _ = split_note(note)
     results = []
-    for witness in witnesses:
+    def ask(witness: WitnessConfig) -> Published:
         with engine.connect() as conn:
             old = int(conn.execute(select(func.max(w.c.tree_size))
                                    .where(w.c.witness == witness.name)).scalar() or 0)
-        result = _ask(ledger, witness, seq, checkpoint.tree_size, note, body, old, post)
-        results.append(result)
+        return _ask(ledger, witness, seq, checkpoint.tree_size, note, body, old, post)
+
+    remote = [x for x in witnesses if x.in_process is None]
+    with ThreadPoolExecutor(max_workers=max(1, len(remote))) as pool:  # all asked at once
+        asked = {x.name: pool.submit(ask, x) for x in remote}
+        local = {x.name: ask(x) for x in witnesses if x.in_process is not None}
+        results = [local[x.name] if x.name in local else asked[x.name].result()
+                   for x in witnesses]
     return results
 
 
