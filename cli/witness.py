@@ -5,19 +5,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
 import click
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.common import credit, emit, json_option, opened, reading, safe_text
 from workflows import timestamps
 from workflows import witnesses as platform_witnesses
 from workflows.mirror import MirrorRefused, trusted_key
-from workflows.witness import Witness
+from workflows.witness import Witness, make_key_file, read_key_file
 
 
 @credit.group()
@@ -32,26 +30,14 @@ def keygen(key_file: Path) -> None:
     """Make a witness key; print its public key (PEM) for the platform and verifiers."""
     if key_file.exists():
         raise click.ClickException(f"{key_file} exists: a witness keeps its key")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(pem)
-    click.echo(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-               .decode("ascii"), nl=False)
+    click.echo(make_key_file(key_file).decode("ascii"), nl=False)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"{path}: not a witness key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise click.ClickException(f"{path}: not an Ed25519 key")
-    return key
+        return read_key_file(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @witness.command("serve")

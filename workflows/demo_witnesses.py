@@ -9,14 +9,11 @@ serve`), named by its URL."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from ledger.application import CreditLedger
+from workflows.witness import make_key_file
 from workflows.witnesses import Published, config_file, publish, read_config
 
 COSIGNERS = (("court.hangzhou/witness", "court", False),
@@ -30,25 +27,13 @@ class DemoCosigner:
     public_key_file: Path
 
 
-def _make_key(path: Path) -> Ed25519PrivateKey:
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    return key
-
-
 def cosign_demo(ledger: CreditLedger, folder: Path) -> tuple[list[Published], list[DemoCosigner]]:
     """Give the demo its witnesses (keys made once) and have them cosign the latest checkpoint."""
     entries, shown = [], []
     for name, short, monitor in COSIGNERS:
         private = folder / f"{short}.key"
         if not private.exists():
-            key = _make_key(private)
-            (folder / f"{short}.pem").write_bytes(key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            (folder / f"{short}.pem").write_bytes(make_key_file(private))
         local = {"key": str(private.resolve()), "state": str((folder / f"{short}-state.json")
                                                             .resolve())}
         if monitor:

@@ -29,11 +29,36 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from keys.signer import public_key_to_pem
 from proofs import merkle
 from proofs.checkpoint import key_id
 from proofs.cosignature import DASH, cosign, split_note
+
+
+def make_key_file(path: Path) -> bytes:
+    """A new witness key written to ``path`` (PEM, mode 0600; never over an existing file);
+    returns its public key as PEM, for the platform and for verifiers."""
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return public_key_to_pem(key.public_key().public_bytes_raw())
+
+
+def read_key_file(path: Path) -> Ed25519PrivateKey:
+    """The witness key in ``path``; ValueError naming the file if it is not one."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a witness key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path}: not an Ed25519 key")
+    return key
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, inspect, select
 
 from keys.registry import PLATFORM
@@ -36,7 +34,7 @@ from proofs.cosignature import CosignatureInvalid, split_note, verify_cosignatur
 from workflows.mirror import Mirror
 from workflows.monitor import Monitor
 from workflows.tiles import LogTiles
-from workflows.witness import Witness
+from workflows.witness import Witness, read_key_file
 
 Post = Callable[[str, bytes], tuple[int, str]]  # url, body -> status, text
 CONFIG_NAME = "witnesses.json"
@@ -79,7 +77,7 @@ def read_config(path: Path) -> list[WitnessConfig]:
                 local = e["in_process"]
                 inside = InProcess(path.parent / local["key"], path.parent / local["state"],
                                    path.parent / local["mirror"] if local.get("mirror") else None)
-                key = load_private_key(inside.key)
+                key = read_key_file(inside.key)
                 found.append(WitnessConfig(str(e["name"]), f"in-process:{e['name']}",
                                            key.public_key().public_bytes_raw(), inside))
             else:
@@ -213,20 +211,13 @@ def cosignatures_of(ledger: CreditLedger, note: str) -> list[str]:
             .order_by(w.c.witness))]
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 key")
-    return key
-
-
 def _local(witness: WitnessConfig, ledger: CreditLedger) -> Witness | Monitor:
     """The in-process witness or monitor of ``witness`` (its key and state read each time)."""
     inside = witness.in_process
     assert inside is not None
     platform = ledger.registry.authorities[PLATFORM]
     keys = [ledger.registry.keys[kid].public_key for kid in platform.kids]
-    cosigner = Witness(witness.name, load_private_key(inside.key), ledger.settings.origin, keys,
+    cosigner = Witness(witness.name, read_key_file(inside.key), ledger.settings.origin, keys,
                        inside.state)
     if inside.mirror is None:
         return cosigner
