@@ -58,6 +58,12 @@ def kind_of(topic: str) -> str:
     return topic.rsplit(":", 1)[-1]
 
 
+def stream_of(topic: str) -> str:
+    """The aggregate class a topic names (``CreditRecord`` of
+    ``domain.records:CreditRecord.Submitted``): the event's stream in the log."""
+    return kind_of(topic).rsplit(".", 1)[0]
+
+
 def end_of_day(day: date) -> datetime:
     """The last instant of a China calendar day, in UTC (the default ``known_at`` for a date)."""
     return (datetime(day.year, day.month, day.day, tzinfo=CHINA_TIME) + timedelta(days=1)

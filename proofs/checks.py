@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.clock import naive_utc
+from domain.state import stream_of
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint
 from proofs import envelope, merkle
@@ -250,17 +251,23 @@ def check_stored_consistency(previous: Checkpoint, current: Checkpoint, seq: int
     return None
 
 
+def subject_named(state: bytes) -> object:
+    """What an event's payload names as its ``subject`` (None if nothing); ValueError if the
+    envelope or its payload cannot be read."""
+    payload = json.loads(envelope.header_fields(state)[3])
+    return payload.get("subject") if isinstance(payload, dict) else None
+
+
 def check_chain_key(nid: int, oid: str, version: int, topic: str, state: bytes,
                     stream: str, subject: str | None) -> str | None:
     """Whether the log filed an event under the chain its content names: the stream is the
     topic's aggregate class, and a first version's subject is the payload's ``subject``."""
-    kind = topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
+    kind = stream_of(topic)
     if stream != kind:
         return f"the log files it under {stream!r}, its topic names {kind!r}"
     if version == 1:
         try:
-            payload = json.loads(envelope.header_fields(state)[3])
-            named = payload.get("subject") if isinstance(payload, dict) else None
+            named = subject_named(state)
         except ValueError:
             return None  # the envelope check reports it
         if isinstance(named, str) and named != subject:

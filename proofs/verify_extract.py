@@ -61,7 +61,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.clock import CHINA_TIME
-from domain.state import COMPATIBLE_REDUCERS, REDUCER_VERSION, absence, subject_state
+from domain.state import (
+    COMPATIBLE_REDUCERS,
+    REDUCER_VERSION,
+    absence,
+    stream_of,
+    subject_state,
+)
 from keys.registry import PLATFORM, KeyRegistry, KeyRegistryError
 from keys.signer import fingerprint, public_key_from_pem
 from proofs import chain_map, envelope, jws, merkle, timestamps, verify_receipt
@@ -110,7 +116,7 @@ class ListedEvent:
 
     @property
     def stream(self) -> str:
-        return self.topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
+        return stream_of(self.topic)
 
     def where(self) -> str:
         return f"event at position {self.position} (notification {self.notification_id})"

@@ -27,7 +27,7 @@ from sqlalchemy.types import NullType
 from domain import clock
 from domain.authorities import PLATFORM
 from domain.clock import CHINA_TIME
-from domain.state import absence, subject_state
+from domain.state import absence, stream_of, subject_state
 from keys.registry import KeyRegistryError
 from keys.signer import b64
 from ledger import tables
@@ -72,7 +72,7 @@ class Extract:
     def subject_event_count(self) -> int:
         """Events about the subject itself (not the key registry's or the policies')."""
         return sum(1 for e in self.payload["events"]
-                   if e["topic"].rsplit(":", 1)[-1].split(".")[0] not in CONTEXT_STREAMS)
+                   if stream_of(e["topic"]) not in CONTEXT_STREAMS)
 
     @property
     def checkpoint_size(self) -> int:

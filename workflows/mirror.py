@@ -25,7 +25,6 @@ without gaps). The mirror's tables (``mirror_*``) may share a database with noth
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import urllib.error
@@ -57,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from domain.clock import naive_utc
+from domain.state import stream_of
 from keys.registry import KeyRegistry
 from keys.signer import fingerprint, public_key_from_pem
 from ledger.storage import prepare_database
@@ -68,6 +68,7 @@ from proofs.checks import (
     check_rows_in_worker,
     init_worker,
     registry_key,
+    subject_named,
     verify_checkpoint,
 )
 from proofs.failures import RegistryInvalid, VerificationFailure, VersionsBroken
@@ -469,13 +470,12 @@ def check_signatures(registry: KeyRegistry, rows: list[Row]) -> list[Verificatio
 
 def chain_of_first(entry: _Entry) -> str:
     """The chain an aggregate's first event names: its payload's subject, else its kind's."""
-    stream = entry.topic.rsplit(":", 1)[-1].rsplit(".", 1)[0]
     try:
-        payload = json.loads(envelope.header_fields(entry.state)[3])
+        subject = subject_named(entry.state)
     except ValueError:
-        payload = None
-    subject = payload.get("subject") if isinstance(payload, dict) else None
-    return chain_map.chain_key(subject if isinstance(subject, str) else None, stream)
+        subject = None
+    return chain_map.chain_key(subject if isinstance(subject, str) else None,
+                               stream_of(entry.topic))
 
 
 def _limits(replay: RegistryReplay) -> dict[str, datetime]:
