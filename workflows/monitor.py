@@ -12,6 +12,7 @@ no longer rests on the platform alone."""
 
 from __future__ import annotations
 
+from proofs.cosignature import split_note
 from workflows.mirror import Fetch, Mirror, MirrorRefused, MirrorUnavailable
 from workflows.witness import Answer, Witness, request_note
 
@@ -28,7 +29,7 @@ class Monitor:
 
     def add_checkpoint(self, request: bytes) -> Answer:
         try:
-            body = request_note(request).split("\n\n", 1)[0] + "\n"
+            body = split_note(request_note(request))[0]  # the body the witness would cosign
         except ValueError:
             return self.witness.add_checkpoint(request)  # the witness says what is malformed
         if not self.mirror.verified(body):

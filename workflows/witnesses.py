@@ -192,12 +192,10 @@ def _ask(ledger: CreditLedger, witness: WitnessConfig, seq: int, size: int, note
 
 def published_note(ledger: CreditLedger) -> str:
     """The latest checkpoint's note (what ``publish`` sends by default)."""
-    c = tables.checkpoints
-    with ledger.engine.connect() as conn:
-        note = conn.execute(select(c.c.note).order_by(c.c.seq.desc()).limit(1)).scalar()
-    if note is None:
+    latest = LogTiles(ledger).checkpoint()
+    if latest is None:
         raise LedgerError("the ledger has no checkpoint")
-    return str(note)
+    return latest[1]
 
 
 def cosignatures_of(ledger: CreditLedger, note: str) -> list[str]:
