@@ -99,8 +99,8 @@ class ProjectionRunner:
         self.setup()
         with self.engine.connect() as conn:
             rows = conn.execute(select(positions).order_by(positions.c.name)).mappings().all()
-        ends = {"checkpoints": self._last_checkpoint(), "subjects": self._log_end(),
-                "keys": self._log_end()}
+        with self.ledger.engine.connect() as reader:
+            ends = _ends(reader)
         return [{**row, "behind": max(ends[row["name"]] - row["position"], 0)} for row in rows]
 
     # -- running ------------------------------------------------------------------------------
@@ -143,10 +143,7 @@ class ProjectionRunner:
                                 .limit(1)).first() is not None:
                     due.add("subjects")
             with self._reader(conn) as reader:
-                log_end = reader.execute(select(func.max(ledger_tables.log.c.position))).scalar()
-                last = reader.execute(select(func.max(ledger_tables.checkpoints.c.seq))).scalar()
-        end = -1 if log_end is None else int(log_end)
-        ends = {"checkpoints": -1 if last is None else int(last), "subjects": end, "keys": end}
+                ends = _ends(reader)
         positions_now = {name: int(row["position"]) for name, row in rows.items()}
         behind = [name for name in names if name not in rows or name in due
                   or positions_now[name] < ends[name] or rows[name]["as_of"] != today]
@@ -301,14 +298,12 @@ class ProjectionRunner:
             conn.execute(text(f"CREATE VIEW {view} AS SELECT * FROM {table.name}"))
 
     def _log_end(self) -> int:
-        with self.ledger.engine.connect() as conn:
-            last = conn.execute(select(func.max(ledger_tables.log.c.position))).scalar()
-        return -1 if last is None else int(last)
+        with self.ledger.engine.connect() as reader:
+            return _ends(reader)["subjects"]
 
     def _last_checkpoint(self) -> int:
-        with self.ledger.engine.connect() as conn:
-            last = conn.execute(select(func.max(ledger_tables.checkpoints.c.seq))).scalar()
-        return -1 if last is None else int(last)
+        with self.ledger.engine.connect() as reader:
+            return _ends(reader)["checkpoints"]
 
     @contextmanager
     def _notifications(self) -> Iterator[Callable[[float], None]]:
@@ -377,6 +372,15 @@ class ProjectionRunner:
 
     def policy_facts(self, until: int) -> list[Fact]:
         return [f for f in self.ledger.policy_facts if f.position <= until]
+
+
+def _ends(reader: Connection) -> dict[str, int]:
+    """Where each projection would be when caught up: the log's last position (subjects and
+    keys), the last checkpoint's number (checkpoints); -1 for none."""
+    end = reader.execute(select(func.max(ledger_tables.log.c.position))).scalar()
+    last = reader.execute(select(func.max(ledger_tables.checkpoints.c.seq))).scalar()
+    log_end = -1 if end is None else int(end)
+    return {"subjects": log_end, "keys": log_end, "checkpoints": -1 if last is None else int(last)}
 
 
 # -- the subjects projection -------------------------------------------------------------------
