@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,7 +17,10 @@ from cli.common import credit, emit, json_option, opened, reading, safe_text
 from workflows import timestamps
 from workflows import witnesses as platform_witnesses
 from workflows.mirror import MirrorRefused, trusted_key
+from workflows.monitor import Monitor
 from workflows.witness import Witness, make_key_file, read_key_file
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @credit.group()
@@ -40,33 +45,58 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise click.ClickException(str(exc)) from None
 
 
-@witness.command("serve")
-@click.option("--name", required=True, help="The witness's name, e.g. court.hangzhou/witness.")
-@click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              required=True)
-@click.option("--origin", required=True, help="The origin line of the log it witnesses.")
-@click.option("--log-key", "log_keys", multiple=True, required=True,
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="PEM public key the log signs checkpoints with (repeat for each).")
-@click.option("--state", "state_file", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The witness's state file (the last checkpoint it cosigned).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8090, show_default=True)
-def serve(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...], state_file: Path,
-          host: str, port: int) -> None:
-    """Serve POST /add-checkpoint: cosign a checkpoint of ORIGIN only with a valid consistency
-    proof from the last one this witness cosigned; refuse a fork or a rollback."""
-    from werkzeug.serving import run_simple
+def cosigner_options(who: str, verb: str, example: str, port: int) -> Callable[[F], F]:
+    """The options a witness and a monitor share: who it is, its key and state, the log it
+    cosigns (by origin and keys), where it listens."""
+    options = [
+        click.option("--name", required=True, help=f"The {who}'s name, e.g. {example}."),
+        click.option("--key", "key_file", required=True,
+                     type=click.Path(path_type=Path, dir_okay=False, exists=True)),
+        click.option("--origin", required=True, help=f"The origin line of the log it {verb}."),
+        click.option("--log-key", "log_keys", multiple=True, required=True,
+                     type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     help="PEM public key the log signs checkpoints with (repeat for each; the "
+                          "first is the platform's first key, which a monitor's mirror trusts)."),
+        click.option("--state", "state_file", required=True,
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help=f"The {who}'s state file (the last checkpoint it cosigned)."),
+        click.option("--host", default="127.0.0.1", show_default=True),
+        click.option("--port", type=int, default=port, show_default=True),
+    ]
 
-    from web.witness import create_witness_app
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
 
+
+def _witness(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...],
+             state_file: Path) -> tuple[Witness, list[bytes]]:
     try:
         keys = [trusted_key(path) for path in log_keys]
     except MirrorRefused as exc:
         raise click.ClickException(str(exc)) from None
-    app = create_witness_app(Witness(name, load_private_key(key_file), origin, keys, state_file))
-    click.echo(safe_text(f"witness {name} of {origin} on http://{host}:{port}/"), err=True)
-    run_simple(host, port, app, threaded=True)
+    return Witness(name, load_private_key(key_file), origin, keys, state_file), keys
+
+
+def _serve(cosigner: Witness | Monitor, what: str, host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    from web.witness import create_witness_app
+
+    click.echo(safe_text(f"{what} on http://{host}:{port}/"), err=True)
+    run_simple(host, port, create_witness_app(cosigner), threaded=True)
+
+
+@witness.command("serve")
+@cosigner_options("witness", "witnesses", "court.hangzhou/witness", 8090)
+def serve(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...], state_file: Path,
+          host: str, port: int) -> None:
+    """Serve POST /add-checkpoint: cosign a checkpoint of ORIGIN only with a valid consistency
+    proof from the last one this witness cosigned; refuse a fork or a rollback."""
+    cosigner, _ = _witness(name, key_file, origin, log_keys, state_file)
+    _serve(cosigner, f"witness {name} of {origin}", host, port)
 
 
 @credit.group()
@@ -126,36 +156,15 @@ def monitor() -> None:
 
 
 @monitor.command("serve")
-@click.option("--name", required=True, help="The monitor's name, e.g. audit.zhejiang/monitor.")
-@click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              required=True)
-@click.option("--origin", required=True, help="The origin line of the log it monitors.")
-@click.option("--log-key", "log_keys", multiple=True, required=True,
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="PEM public key the log signs checkpoints with (repeat for each); the first "
-                   "is the platform's first key, which the mirror trusts.")
+@cosigner_options("monitor", "monitors", "audit.zhejiang/monitor", 8091)
 @click.option("--log-url", required=True, help="The log's tiles, e.g. https://…/log.")
 @click.option("--into", required=True, help="The database of the monitor's copy of the log.")
-@click.option("--state", "state_file", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The monitor's witness state file.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8091, show_default=True)
 def monitor_serve(name: str, key_file: Path, origin: str, log_keys: tuple[Path, ...],
-                  log_url: str, into: str, state_file: Path, host: str, port: int) -> None:
+                  state_file: Path, host: str, port: int, log_url: str, into: str) -> None:
     """Serve POST /add-checkpoint as a witness does, cosigning only checkpoints its own mirror
     of the log verified, chain map included (workflows/monitor.py says what that means)."""
-    from werkzeug.serving import run_simple
-
-    from web.witness import create_witness_app
     from workflows.mirror import Mirror, http_fetch
-    from workflows.monitor import Monitor
 
-    try:
-        keys = [trusted_key(path) for path in log_keys]
-    except MirrorRefused as exc:
-        raise click.ClickException(str(exc)) from None
-    cosigner = Witness(name, load_private_key(key_file), origin, keys, state_file)
-    app = create_witness_app(Monitor(cosigner, Mirror(into, keys[0]), http_fetch(log_url)))
-    click.echo(safe_text(f"monitor {name} of {origin} ({log_url}) on http://{host}:{port}/"),
-               err=True)
-    run_simple(host, port, app, threaded=True)
+    cosigner, keys = _witness(name, key_file, origin, log_keys, state_file)
+    _serve(Monitor(cosigner, Mirror(into, keys[0]), http_fetch(log_url)),
+           f"monitor {name} of {origin} ({log_url})", host, port)
