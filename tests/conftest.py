@@ -12,7 +12,11 @@ import os
 import queue
 import random
 import shutil
+import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -454,3 +458,28 @@ def city(backend: str, template_root: Path, tmp_path: Path) -> Iterator[Settings
 @pytest.fixture
 def keystore(scenario: Settings) -> KeyStore:
     return KeyStore(scenario.keys_dir, PASSPHRASE)
+
+
+# -- parties in their own processes (witnesses, a monitor, a TSA) ------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_answering(url: str, seconds: float = 20.0) -> None:
+    """Return once an HTTP server answers at ``url`` with any status (a GET to a POST-only
+    resource answers 4xx: it is up); fail the test if none does in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing answers at {url}") from None
+            time.sleep(0.1)

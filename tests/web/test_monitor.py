@@ -5,11 +5,9 @@ the tree grew), the monitor refuses it."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +27,7 @@ from ledger.settings import Settings
 from proofs import chain_map
 from proofs.checkpoint import make_checkpoint, parse_checkpoint
 from proofs.cosignature import split_note, verify_cosignature
+from tests.conftest import free_port, wait_until_answering
 from tests.web.test_api import bearer, issue, record
 from tests.web.test_mirror import fetcher, platform_key
 from tests.web.test_witness import ORIGIN, notes, proof
@@ -133,9 +132,7 @@ def test_a_monitor_process_refuses_a_lying_log_over_http(
     key = tmp_path / "monitor.key"
     subprocess.run([sys.executable, "-m", "cli", "witness", "keygen", "--key", str(key)],
                    cwd=ROOT, capture_output=True, check=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monitor = subprocess.Popen(
         [sys.executable, "-m", "cli", "monitor", "serve", "--name", "audit.zhejiang/monitor",
          "--key", str(key), "--origin", ORIGIN, "--log-key", str(platform), "--log-url",
@@ -144,13 +141,7 @@ def test_a_monitor_process_refuses_a_lying_log_over_http(
          "--port", str(port)], cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/add-checkpoint"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_answering(url)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(
                 url, data=request_body(0, [], forged), method="POST"), timeout=60)

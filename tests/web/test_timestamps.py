@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +19,7 @@ from domain import clock
 from ledger.application import CreditLedger
 from ledger.settings import Settings
 from proofs.jws import sign
-from tests.conftest import ENTERPRISE
+from tests.conftest import ENTERPRISE, free_port, wait_until_answering
 from tests.tsa.responder import make_tsa
 from tests.web.test_api import bearer, issue
 from workflows.timestamps import request_token
@@ -36,20 +32,12 @@ def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(URL, folder with tsa.pem and ca.pem) of a TSA running in its own process."""
     folder = tmp_path_factory.mktemp("tsa")
     make_tsa(folder)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tests.tsa.responder", str(folder),
                                 str(port)], cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1)
-            except urllib.error.HTTPError:
-                break  # it answers (a GET is not a timestamp query)
-            except OSError:
-                time.sleep(0.1)
+        wait_until_answering(url)
         yield url, folder
     finally:
         process.terminate()

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,7 @@ from ledger.tables import stored_nodes
 from proofs import merkle
 from proofs.checkpoint import parse_checkpoint
 from proofs.cosignature import split_note, verify_cosignature
-from tests.conftest import ENTERPRISE
+from tests.conftest import ENTERPRISE, free_port, wait_until_answering
 from tests.web.test_api import bearer, issue, record
 from tests.web.test_mirror import other_city  # noqa: F401 - a fixture
 from workflows.extracts import checkpoint_listing
@@ -103,9 +101,7 @@ def witness_process(client: FlaskClient, tmp_path: Path) -> Iterator[tuple[str, 
                           cwd=ROOT, capture_output=True, text=True, check=True)
     public = tmp_path / "witness.pem"
     public.write_text(made.stdout)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     state = tmp_path / "witness" / "state.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "witness", "serve", "--name", "court.linan/witness",
@@ -113,13 +109,7 @@ def witness_process(client: FlaskClient, tmp_path: Path) -> Iterator[tuple[str, 
          str(state), "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/add-checkpoint", timeout=1)
-            except urllib.error.HTTPError:
-                break  # 405: it is up
-            except OSError:
-                time.sleep(0.1)
+        wait_until_answering(url + "/add-checkpoint")
         yield url, public, state
     finally:
         process.terminate()
