@@ -68,32 +68,28 @@ async def run(base: str, paths: list[str], clients: int, requests: int,
     writes = iter([p for p in paths if p.startswith("POST ")])
     reads = [p for p in paths if not p.startswith("POST ")]
 
-    async def client() -> None:
+    async def send(path: str, since: float) -> None:
+        """One request; its latency counted from ``since`` (its start, or its arrival)."""
         nonlocal errors
+        try:
+            status = await one(host, port, path, token)
+        except (OSError, asyncio.IncompleteReadError):
+            status = 0
+        latencies.append((time.perf_counter() - since) * 1000)
+        if status not in (200, 201):
+            errors += 1
+
+    async def client() -> None:
         while left[0] > 0 and time.perf_counter() < deadline:
             left[0] -= 1
             path = reads[rng.randrange(len(reads))] if reads else next(writes, None)
             if path is None:
                 return
-            started = time.perf_counter()
-            try:
-                status = await one(host, port, path, token)
-            except (OSError, asyncio.IncompleteReadError):
-                status = 0
-            latencies.append((time.perf_counter() - started) * 1000)
-            if status not in (200, 201):
-                errors += 1
+            await send(path, time.perf_counter())
 
     async def arrival(path: str, due: float) -> None:
-        nonlocal errors
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        try:
-            status = await one(host, port, path, token)
-        except (OSError, asyncio.IncompleteReadError):
-            status = 0
-        latencies.append((time.perf_counter() - due) * 1000)
-        if status not in (200, 201):
-            errors += 1
+        await send(path, due)
 
     started = time.perf_counter()
     if rate:
