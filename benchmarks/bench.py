@@ -1,6 +1,8 @@
 """`make bench`: signed ingest and `verify` on a synthetic city, beside this machine's own limits.
 
     python -m benchmarks.bench [--db sqlite|postgresql] [--events N] [--batch B]
+    python -m benchmarks.bench --growth [--db ...] [--sizes 100000,300000,1000000]
+                                   (the cost per event as one store grows: benchmarks/growth.py)
 
 Prints a table (figure, limit measured in the same run, ratio) and merges the figures into
 benchmarks/results/latest.json as flat keys. Targets live here, never in unit tests.
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks import growth
 from domain import clock
 from domain.authorities import LINAN_AUTHORITIES
 from domain.identifiers import SubjectRef
@@ -218,9 +221,10 @@ def verify_in_child(url: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
-def rebuild_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
+def rebuild_in_child(url: str, keys_dir: Path, workers: int | None = None) -> dict[str, Any]:
     """Rebuild the subjects read model in its own process (peak RSS: it and its workers)."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.rebuild_probe", url, str(keys_dir)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.rebuild_probe", url, str(keys_dir),
+                          *([] if workers is None else [str(workers)])],
                          capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -252,6 +256,52 @@ def web_in_child(url: str, keys_dir: Path) -> dict[str, Any]:
 # -- report -----------------------------------------------------------------------------------
 
 
+def save(figures: dict[str, Any]) -> None:
+    """Merge the figures into benchmarks/results/latest.json (flat keys)."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update(figures)
+    RESULTS.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    print(f"figures written to {RESULTS}")
+
+
+def run_growth(args: argparse.Namespace) -> None:
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
+    try:
+        print(f"credit-ledger bench, growth: one store on {args.db} through {sizes} events, "
+              f"batches of {args.batch}, {CORES} cores")
+        sign = raw_sign_per_s()
+        check = raw_verify_per_s()
+        print(f"raw Ed25519: sign {sign:.0f}/s, verify {check:.0f}/s per core")
+        print(growth.HEADER)
+        with database(args.db, folder, args.keep) as url:
+            keys = folder / "keys"
+
+            def measure(stored: int) -> dict[str, Any]:
+                verified = verify_in_child(url)
+                if not verified["ok"]:
+                    raise SystemExit(f"verify failed at {stored} events: {verified['first']}")
+                one, two = rebuild_in_child(url, keys, 1), rebuild_in_child(url, keys, 2)
+                history = history_p50_ms(url, keys)
+                return {"verify_us_per_event": 1e6 / verified["events_per_s"],
+                        "verify_busy_share": verified["checkers_busy_share"],
+                        "verify_peak_rss_mb": verified["peak_rss_mb"],
+                        "rebuild_1_events_per_s": one["events_per_s"],
+                        "rebuild_2_events_per_s": two["events_per_s"],
+                        "rebuild_peak_rss_mb": max(one["peak_rss_mb"], two["peak_rss_mb"]),
+                        "history_ms_20": history[20], "history_ms_1000": history[1000]}
+
+            points = growth.grow(url, keys, sizes, args.batch, submissions, PASSPHRASE, measure)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    figures = growth.report(points, sign, check, CORES)
+    figures.update({"growth_db": args.db, "growth_raw_sign_per_s": round(sign),
+                    "growth_raw_verify_per_s": round(check)})
+    save(figures)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,7 +309,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--growth", action="store_true",
+                        help="grow one store through --sizes and print the cost per event at each")
+    parser.add_argument("--sizes", default=",".join(map(str, growth.SIZES)),
+                        help="store sizes for --growth, comma-separated")
     args = parser.parse_args(argv)
+    if args.growth:
+        run_growth(args)
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
     try:
@@ -376,11 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         met = value <= target if lower else value >= target
         print(f"target {key} {'<=' if lower else '>='} {target}: "
               f"{'met' if met else 'NOT met'} ({value})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    merged.update(figures)
-    RESULTS.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    print(f"figures written to {RESULTS}")
+    save(figures)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def main() -> None:
         "seconds": elapsed,
         "events_per_s": report.events / elapsed if elapsed else 0.0,
         "peak_rss_mb": peak.mb,
+        "checkers": report.checkers,
+        "checkers_busy_share": report.checkers_busy_share,
     }))
 
 

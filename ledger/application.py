@@ -44,7 +44,13 @@ from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
 from ledger.signing import SigningEventStore, SigningSession
-from ledger.storage import LEDGER_TABLE, prepare_database
+from ledger.storage import (
+    LEDGER_TABLE,
+    WalCheckpointer,
+    prepare_database,
+    sqlite_file,
+    tune_sqlite_writer,
+)
 from proofs.checkpoint import Checkpoint, make_checkpoint, parse_checkpoint
 from proofs.envelope import format_instant
 from proofs.failures import MalformedCheckpoint
@@ -76,6 +82,7 @@ class CreditLedger(Application[UUID]):
         self._write_lock = threading.RLock()
         self._last_signed_at: datetime | None = None
         self._unit: dict[Any, LedgerAggregate | LedgerAggregate.Event] | None = None
+        self._checkpointer: WalCheckpointer | None = None  # SQLite files: see ledger/storage.py
         url = prepare_database(settings.database_url, require_ledger=not settings.create)
         super().__init__(env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
@@ -109,6 +116,11 @@ class CreditLedger(Application[UUID]):
         recorder = LedgerRecorder(datastore, events_table_name=EVENTS_TABLE)
         if self.settings.create:
             recorder.create_table()
+        tune_sqlite_writer(datastore.engine)
+        path = sqlite_file(datastore.engine)
+        self._checkpointer = WalCheckpointer(path) if path is not None else None
+        if self._checkpointer is not None:
+            recorder.after_write = self._checkpointer.nudge
         return recorder
 
     def construct_event_store(self) -> EventStore[UUID]:
@@ -128,6 +140,9 @@ class CreditLedger(Application[UUID]):
         return self._replay.genesis_key
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         super().close()
         if self.engine is not None:
             self.engine.dispose()

@@ -87,6 +87,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self._pending_signed: Checkpoint | None = None
         # told of every checkpoint once its transaction has committed (the signer's record)
         self.on_committed: Callable[[Checkpoint], None] | None = None
+        # told after every write that may have committed (the WAL checkpointer's nudge)
+        self.after_write: Callable[[], None] | None = None
         assert datastore.engine is not None
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
         self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
@@ -158,6 +160,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         return self._bulk_depth > 0
 
     def _committed(self, checkpoint: Checkpoint) -> None:
+        if self.after_write is not None:
+            self.after_write()
         if self._bulk_depth:
             self._pending_signed = checkpoint  # told when the whole bulk transaction commits
         elif self.on_committed is not None:

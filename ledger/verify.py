@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, select, type_coerce
@@ -77,6 +79,18 @@ PROCESSES_FROM = 50_000  # events; below this, threads (no start-up cost) are fa
 
 RANK = {check: rank for rank, check in enumerate(CHECK_ORDER)}
 
+Checked = tuple[list[VerificationFailure], float]  # a chunk's failures, and the seconds it took
+
+
+def _timed(check: Callable[[Sequence[Row]], list[VerificationFailure]],
+           rows: Sequence[Row]) -> Checked:
+    started = time.perf_counter()
+    return check(rows), time.perf_counter() - started
+
+
+def _timed_in_worker(rows: Sequence[Row]) -> Checked:
+    return _timed(check_rows_in_worker, rows)
+
 
 @dataclass
 class VerifyReport:
@@ -88,6 +102,16 @@ class VerifyReport:
     uncheckpointed: int = 0
     last_checkpoint_size: int | None = None
     trust: str = ""
+    # how busy the signature checkers were while the events were read (``make bench``): their
+    # summed time in checks, their number, and the wall time of the pass over the events
+    checking_seconds: float = 0.0
+    checkers: int = 0
+    pass_seconds: float = 0.0
+
+    @property
+    def checkers_busy_share(self) -> float:
+        capacity = self.checkers * self.pass_seconds
+        return self.checking_seconds / capacity if capacity else 0.0
 
     @property
     def first_failure(self) -> VerificationFailure | None:
@@ -165,6 +189,7 @@ class LedgerVerifier:
         self._time_floor = ""  # the latest event time of the windows already closed
         self._time_floor_tolerated = ""  # less the time a writer may wait for the lock
         self._window_latest = ""
+        self._checking_seconds = 0.0
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -262,10 +287,10 @@ class LedgerVerifier:
             pool = ProcessPoolExecutor(max_workers=self.workers,
                                        mp_context=multiprocessing.get_context("spawn"),
                                        initializer=init_worker, initargs=(registry,))
-            return pool, check_rows_in_worker
+            return pool, _timed_in_worker
         checker = EventChecker(registry)
         return (ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="credit-verify"),
-                checker.check_rows)
+                partial(_timed, checker.check_rows))
 
     def _check_events(self, conn: Connection, registry: KeyRegistry, max_id: int,
                       last_seq: int, report: VerifyReport) -> int:
@@ -279,7 +304,8 @@ class LedgerVerifier:
         last_nid: int | None = None
         seen = 0
         pool, check_rows = self._executor(registry, max_id)
-        futures: list[Future[list[VerificationFailure]]] = []
+        futures: list[Future[Checked]] = []
+        started = time.perf_counter()
         try:
             self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map, last_nid)
             for page in self._event_rows(conn, max_id):
@@ -326,6 +352,9 @@ class LedgerVerifier:
             self._collect(futures, wait=True)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        report.pass_seconds = time.perf_counter() - started
+        report.checkers = self.workers
+        report.checking_seconds = self._checking_seconds
         while logged is not None:
             self._missing(logged)
             logged = next(log_rows, None)
@@ -390,12 +419,14 @@ class LedgerVerifier:
             f"missing from the event store (the log holds it at position {position})",
             nid, oid_text(raw_oid), version))
 
-    def _collect(self, futures: list[Future[list[VerificationFailure]]], *, wait: bool,
+    def _collect(self, futures: list[Future[Checked]], *, wait: bool,
                  keep: int | None = None) -> None:
         """Take finished results in order; with ``wait`` all, with ``keep`` until at most that
         many are still pending."""
         while futures and (wait or futures[0].done() or (keep is not None and len(futures) > keep)):
-            for failure in futures.pop(0).result():
+            failures, seconds = futures.pop(0).result()
+            self._checking_seconds += seconds
+            for failure in failures:
                 self.failures.add(failure)
 
     def _close_checkpoints(self, conn: Connection, registry: KeyRegistry,

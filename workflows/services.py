@@ -171,22 +171,23 @@ class CreditServices:
                     raise
                 if attempt == 2 or self.ledger.recorder.in_bulk:
                     raise SubjectRegisteredMeanwhile(
-                        [mask_subject_key(r.subject) for r in registrations]) from None
+                        [mask_subject_key(vars(r)["subject"]) for r in registrations]) from None
                 # another writer registered the subject since we looked: once more, without it
         return ids
 
-    def _registered_meanwhile(self, registrations: Sequence[Subject],
+    def _registered_meanwhile(self, registrations: Sequence[LedgerAggregate.Event],
                               record_ids: Sequence[UUID]) -> bool:
         """Whether a save refused as a duplicate clashed on a subject registration, not on a
         record: none of the records exists, and one of the subjects does."""
         try:
             return (not self.ledger.existing(record_ids)
-                    and bool(self.ledger.existing(r.id for r in registrations)))
+                    and bool(self.ledger.existing(r.originator_id for r in registrations)))
         except Exception:
             return True
 
-    def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[Subject]:
-        """Registrations for the batch's subjects the ledger does not know yet."""
+    def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[LedgerAggregate.Event]:
+        """Registrations (Registered events) for the batch's subjects the ledger does not know
+        yet."""
         wanted: dict[UUID, RecordSubmission] = {}
         for s in batch:
             sid = subject_id(s.subject.key)
@@ -200,7 +201,7 @@ class CreditServices:
             if not s.subject_name:
                 raise SubjectNotRegistered(s.subject.masked())
             self.permit("subject.register", s.actor)
-            new.append(Subject.register(actor=s.actor, ref=s.subject, name=s.subject_name))
+            new.append(Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name))
         return new
 
     def record(self, record_id: UUID) -> CreditRecord:

@@ -1,0 +1,131 @@
+"""`make bench BENCH_ARGS=--growth`: what one event costs as the ledger grows, in one run.
+
+    python -m benchmarks.bench --growth [--db sqlite|postgresql] [--sizes 100000,300000,1000000]
+
+One store grows through the sizes; at each, the bench takes: the cost of writing an event at that
+size (the last WINDOW events before it), a whole-store `verify` (and how busy its signature
+checkers were), a rebuild of the subjects read model with 1 and with 2 worker processes, and the
+history of the 20- and 1,000-record subjects. It prints the cost per event at each size and the
+ratio last ÷ first (1.00: flat), and merges the figures into benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from domain import clock
+from domain.authorities import LINAN_AUTHORITIES
+from ledger.application import CreditLedger
+from ledger.settings import Settings
+from workflows.services import CreditServices, RecordSubmission
+
+WINDOW = 20_000  # events timed before each size: the cost of writing at that size
+SIZES = (100_000, 300_000, 1_000_000)
+
+
+def grow(url: str, keys_dir: Path, sizes: Sequence[int], batch: int,
+         submissions: Callable[[int], Any], passphrase: str,
+         measure: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ingest into one store up to each size in turn; at each, time the last WINDOW events and
+    call ``measure`` (which runs the other probes in their own processes)."""
+    app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=passphrase))
+    points: list[dict[str, Any]] = []
+    try:
+        services = CreditServices(app)
+        with clock.frozen_at(datetime(2026, 11, 1, tzinfo=UTC)):
+            app.initialise(LINAN_AUTHORITIES[0])
+            for profile in LINAN_AUTHORITIES[1:]:
+                app.register_authority(profile)
+            services.publish_bundled()
+        gc.freeze()  # as `credit` does after start-up
+        # one city throughout (its subjects drawn for the largest size), so the sizes differ
+        # only in how much the ledger already holds
+        source = iter(submissions(max(sizes)))
+        stored = app.event_count()
+        for size in sizes:
+            window_start: tuple[int, float] | None = None
+            while stored < size:
+                if window_start is None and stored >= size - WINDOW:
+                    window_start = (stored, time.perf_counter())
+                pending: list[RecordSubmission] = []
+                for submission in source:
+                    pending.append(submission)
+                    if len(pending) == batch:
+                        break
+                if not pending:
+                    raise SystemExit(f"the synthetic city ran out of records at {stored} events")
+                services.submit_records(pending)
+                stored = app.event_count()
+                if sys.stderr.isatty():
+                    print(f"\r  ingest {stored}/{size}", end="", file=sys.stderr)
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            assert window_start is not None
+            written = stored - window_start[0]
+            seconds = time.perf_counter() - window_start[1]
+            if app.engine.dialect.name == "postgresql":
+                with app.engine.begin() as conn:  # fresh statistics, as autovacuum would
+                    conn.exec_driver_sql("ANALYZE")
+            point = {"size": stored, "ingest_us_per_event": seconds / written * 1e6,
+                     "ingest_events_per_s": written / seconds}
+            point.update(measure(stored))
+            points.append(point)
+            print(_row(point), flush=True)
+    finally:
+        app.close()
+    return points
+
+
+HEADER = (f"{'events':>9}  {'ingest us/ev':>12}  {'verify us/ev':>12}  {'busy':>5}  "
+          f"{'rebuild 1w':>10}  {'rebuild 2w':>10}  {'RSS MB':>6}  {'hist 20':>7}  {'hist 1000':>9}")
+
+
+def _row(p: dict[str, Any]) -> str:
+    return (f"{p['size']:>9}  {p['ingest_us_per_event']:>12.1f}  {p['verify_us_per_event']:>12.1f}"
+            f"  {p['verify_busy_share']:>5.2f}  {p['rebuild_1_events_per_s']:>10.0f}  "
+            f"{p['rebuild_2_events_per_s']:>10.0f}  {p['rebuild_peak_rss_mb']:>6.0f}  "
+            f"{p['history_ms_20']:>7.2f}  {p['history_ms_1000']:>9.2f}")
+
+
+def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
+           cores: int) -> dict[str, Any]:
+    """Print the curve's summary (ratios last ÷ first, each so that 1.00 is flat and below 1 is
+    worse) and return the flat figures for latest.json."""
+    first, last = points[0], points[-1]
+    print(f"  (ingest us/ev: Python and the database per stored event over the {WINDOW} events "
+          "before the size; verify: whole store; rebuild: events/s; history: ms p50)")
+    ratios = {
+        "ingest": first["ingest_us_per_event"] / last["ingest_us_per_event"],
+        "verify": first["verify_us_per_event"] / last["verify_us_per_event"],
+        "rebuild (2 workers)": last["rebuild_2_events_per_s"] / first["rebuild_2_events_per_s"],
+        "history (1000)": first["history_ms_1000"] / last["history_ms_1000"],
+    }
+    print(f"rate at {last['size']} ÷ rate at {first['size']} (1.00 is flat; target ingest >= 0.85):")
+    for name, ratio in ratios.items():
+        print(f"  {name:<22}{ratio:>6.2f}")
+    ingest_share = last["ingest_events_per_s"] / sign_per_s
+    verify_share = 1e6 / last["verify_us_per_event"] / (verify_per_s * cores)
+    print(f"signed ingest at {last['size']}: {last['ingest_events_per_s']:.0f}/s = "
+          f"{ingest_share:.2f} of one core's raw signing ({sign_per_s:.0f}/s)")
+    print(f"verify at {last['size']}: {1e6 / last['verify_us_per_event']:.0f}/s = "
+          f"{verify_share:.2f} of {cores} x raw verify ({verify_per_s:.0f}/s); its signature "
+          f"checkers busy {last['verify_busy_share']:.0%} of the pass")
+    figures: dict[str, Any] = {
+        "growth_ingest_ratio": round(ratios["ingest"], 3),
+        "growth_verify_ratio": round(ratios["verify"], 3),
+        "growth_rebuild_ratio": round(ratios["rebuild (2 workers)"], 3),
+        "growth_history_ratio": round(ratios["history (1000)"], 3),
+        "growth_ingest_share_of_sign": round(ingest_share, 3),
+        "growth_verify_share_of_verify": round(verify_share, 3),
+    }
+    for p in points:
+        for key, value in p.items():
+            if key != "size":
+                figures[f"growth_{p['size']}_{key}"] = round(value, 3)
+    return figures
