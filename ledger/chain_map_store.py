@@ -116,13 +116,17 @@ class ChainMapStore:
 
     def _read_buckets(self, tx: Any, buckets: Sequence[int]
                       ) -> dict[int, dict[bytes, tuple[int, bytes]]]:
-        c = tables.chains
+        # through the driver's cursor: a batch reads a thousand buckets and more, and
+        # SQLAlchemy's result rows cost more than the query
         found: dict[int, dict[bytes, tuple[int, bytes]]] = {b: {} for b in buckets}
-        for part in _chunks(buckets):
-            for bucket, hkey, length, head in tx.execute(
-                    select(c.c.bucket, c.c.key_hash, c.c.length, c.c.head)
-                    .where(c.c.bucket.in_(part))):
-                found[bucket][bytes(hkey)] = (int(length), bytes(head))
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        with driver_errors():
+            cursor = tx.connection().connection.cursor()
+            for part in _chunks(buckets):
+                cursor.execute("SELECT bucket, key_hash, length, head FROM ledger_chains "
+                               f"WHERE bucket IN ({', '.join([mark] * len(part))})", tuple(part))
+                for bucket, hkey, length, head in cursor.fetchall():
+                    found[bucket][bytes(hkey)] = (int(length), bytes(head))
         return found
 
     def _refold(self, tx: Any, current: dict[int, bytes]

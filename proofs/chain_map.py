@@ -176,12 +176,15 @@ class MapProof:
 class ChainMap:
     """Every chain's head and the map over them, in memory (for ``credit verify`` and tests).
 
-    ``append`` extends a chain; ``root`` folds in the buckets changed since the last call."""
+    ``append`` extends a chain; ``root`` folds in the chains changed since the last call. Each
+    chain's entry hash is kept, so a changed bucket costs one hash of its entries' hashes, not a
+    hash of every entry again (buckets fill as the ledger grows)."""
 
     def __init__(self) -> None:
         self.buckets: dict[int, dict[bytes, tuple[int, bytes]]] = {}
-        self.nodes: dict[tuple[int, int], bytes] = {}
-        self._dirty: set[int] = set()
+        self.nodes: dict[int, bytes] = {}  # level << 20 | index -> hash (ints hash fastest)
+        self._entry_hashes: dict[bytes, bytes] = {}
+        self._dirty: set[bytes] = set()  # key hashes of the chains changed since ``root``
         self._root = EMPTY_MAP_ROOT
 
     def append(self, key: str, leaf_hash: bytes) -> None:
@@ -192,14 +195,13 @@ class ChainMap:
             entries = self.buckets[bucket] = {}
         length, head = entries.get(hkey, (0, EMPTY_HEAD))
         entries[hkey] = (length + 1, _sha256(CHAIN_PREFIX + head + leaf_hash).digest())
-        self._dirty.add(bucket)
+        self._dirty.add(hkey)
 
     def load(self, chains: Iterable[tuple[bytes, int, bytes]]) -> None:
         """Start from chains kept elsewhere: (key hash, length, head) each; folded at ``root``."""
         for hkey, length, head in chains:
-            bucket = bucket_of(hkey)
-            self.buckets.setdefault(bucket, {})[hkey] = (length, head)
-            self._dirty.add(bucket)
+            self.buckets.setdefault(bucket_of(hkey), {})[hkey] = (length, head)
+            self._dirty.add(hkey)
 
     def chain(self, key: str) -> tuple[int, bytes]:
         hkey = key_hash(key)
@@ -213,21 +215,29 @@ class ChainMap:
     def root(self) -> bytes:
         if not self._dirty:
             return self._root
-        nodes = self.nodes
-        level_nodes = {b: bucket_hash((k, n, h) for k, (n, h) in self.buckets[b].items())
-                       for b in self._dirty}
+        nodes, hashes, buckets = self.nodes, self._entry_hashes, self.buckets
+        changed = set()
+        for hkey in self._dirty:
+            bucket = (hkey[0] << 8) | hkey[1]
+            length, head = buckets[bucket][hkey]
+            hashes[hkey] = entry_hash(hkey, length, head)
+            changed.add(bucket)
+        # as bucket_hash: the entries' hashes in key-hash order
+        level_nodes = {b: _sha256(BUCKET_PREFIX + b"".join(
+            hashes[k] for k in sorted(buckets[b]))).digest() for b in changed}
         for level in range(DEPTH):
+            shift = level << 20
             for idx, value in level_nodes.items():
-                nodes[(level, idx)] = value
-            defaults = DEFAULTS[level]
+                nodes[shift | idx] = value
+            default = DEFAULTS[level]
             parents: dict[int, bytes] = {}
             for idx in {i >> 1 for i in level_nodes}:
-                left = level_nodes.get(2 * idx) or nodes.get((level, 2 * idx), defaults)
-                right = level_nodes.get(2 * idx + 1) or nodes.get((level, 2 * idx + 1), defaults)
-                parents[idx] = hash_children(left, right)
+                left = nodes.get(shift | (2 * idx), default)
+                right = nodes.get(shift | (2 * idx + 1), default)
+                parents[idx] = _sha256(b"\x01" + left + right).digest()  # hash_children
             level_nodes = parents
         self._root = level_nodes[0]
-        nodes[(DEPTH, 0)] = self._root
+        nodes[DEPTH << 20] = self._root
         self._dirty.clear()
         return self._root
 
@@ -236,5 +246,6 @@ class ChainMap:
         hkey = key_hash(key)
         bucket = bucket_of(hkey)
         entries = tuple(sorted((k, n, h) for k, (n, h) in self.buckets.get(bucket, {}).items()))
-        path = tuple(self.nodes.get(at, DEFAULTS[at[0]]) for at in path_indexes(bucket))
+        path = tuple(self.nodes.get(level << 20 | idx, DEFAULTS[level])
+                     for level, idx in path_indexes(bucket))
         return MapProof(key, entries, path)

@@ -185,3 +185,42 @@ def test_a_rebuild_by_worker_processes_equals_one_by_a_single_process(
     single = snapshot(ledger.engine)
     runner.rebuild("subjects", today=TODAY, workers=3)
     assert snapshot(ledger.engine) == single
+
+
+def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
+        ledger: CreditLedger) -> None:
+    """The rebuild writes its rows through the driver's batch insert (projections/subjects.py
+    ``insert_rows``), converting values itself: stored, they must be what ``insert(table)``
+    stores, column by column, on each database."""
+    from sqlalchemy import insert
+
+    from projections.subjects import insert_rows, rows_of
+    build_city(ledger)
+    services = CreditServices(ledger)
+    with ledger.engine.connect() as conn:
+        keys = [row[0] for row in conn.execute(text(
+            "SELECT DISTINCT subject FROM ledger_log WHERE subject IS NOT NULL"))]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        for name, part in rows_of(services.state(key, as_of=TODAY)).items():
+            rows.setdefault(name, []).extend(part)
+    assert all(rows[name] for name in ("proj_subjects", "proj_records", "proj_listings"))
+    by_driver, by_sqlalchemy = tables_of("subjects", 901), tables_of("subjects", 902)
+    stored = {}
+    for tables, write in ((by_driver, insert_rows),
+                          (by_sqlalchemy, lambda c, t, r: c.execute(insert(t), r))):
+        with ledger.engine.begin() as conn:
+            for name, table in tables.items():
+                table.create(conn)
+                if rows.get(name):
+                    write(conn, table, rows[name])
+        with ledger.engine.connect() as conn:
+            stored[id(tables)] = {
+                name: sorted(tuple(r) for r in conn.execute(text(f"SELECT * FROM {t.name}")))
+                for name, t in tables.items()}
+    assert stored[id(by_driver)] == stored[id(by_sqlalchemy)]
+    with ledger.engine.connect() as conn:  # and as the driver reads them back: same types
+        types = {type(v) for r in conn.execute(text(f"SELECT * FROM "
+                                                     f"{by_driver['proj_records'].name}"))
+                 for v in r}
+    assert types <= {str, int, bool, date, type(None)}

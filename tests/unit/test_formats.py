@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -53,6 +54,10 @@ def test_an_envelope_round_trips_and_is_one_header_line_then_the_payload() -> No
     verify(signer.public_key, sealed.signature, message)
     with pytest.raises(BadSignature):
         verify(signer.public_key, sealed.signature, message + b" ")
+    # the header as written is matched, not parsed: the same header written otherwise (spaces,
+    # another key order) is parsed as JSON, and both give the same envelope
+    spaced = json.dumps(dict(reversed(json.loads(header).items()))).encode() + b"\n" + rest
+    assert spaced != state and envelope.decode(spaced) == sealed
 
 
 @pytest.mark.parametrize("state, reason", [
