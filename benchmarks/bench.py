@@ -153,11 +153,18 @@ def database(kind: str, folder: Path, keep: bool) -> Iterator[str]:
         admin.dispose()
 
 
-def submissions(n: int, seed: int = 1) -> Iterator[RecordSubmission]:
-    """A synthetic city's records: subjects with valid identifiers, every department's items."""
+def submissions(n: int, seed: int = 1, growing: bool = False) -> Iterator[RecordSubmission]:
+    """A synthetic city's records: subjects with valid identifiers, every department's items.
+
+    Its subjects are drawn at random from a quarter as many as there are records, so new ones
+    thin out as it fills; ``growing``: a city that registers subjects at a steady pace instead
+    (every fifth record names a new subject), so that what changes with the size of the ledger
+    is only its size (``--growth``)."""
     rng = random.Random(seed)
     subjects = [SubjectRef("uscc", make_uscc(rng, "330112")) for _ in range(max(n // 5, 1))]
     subjects += [SubjectRef("rid", make_resident_id(rng, "330112")) for _ in range(max(n // 20, 1))]
+    if growing:
+        rng.shuffle(subjects)
     catalogue = next(d for d in bundled_policies() if d["kind"] == "catalogue")
     items = [(i["department"], i["code"], i["name_zh"]) for i in catalogue["items"]]
     start = date(2016, 1, 4)
@@ -167,7 +174,12 @@ def submissions(n: int, seed: int = 1) -> Iterator[RecordSubmission]:
     fixed = [subject for subject, size in special for _ in range(size)]
     for i in range(n):
         department, item_code, title = items[i % len(items)]
-        subject = fixed[i] if i < len(fixed) else subjects[rng.randrange(len(subjects))]
+        if i < len(fixed):
+            subject = fixed[i]
+        elif growing:  # subject k is new at record 5k; before it, the ones already named
+            subject = subjects[i // 5] if i % 5 == 0 else subjects[rng.randrange(i // 5 + 1)]
+        else:
+            subject = subjects[rng.randrange(len(subjects))]
         yield RecordSubmission(
             actor=department, subject=subject, item_code=item_code,
             decision_number=f"临{department}罚〔{i // 1000}〕{i}号",
@@ -292,7 +304,8 @@ def run_growth(args: argparse.Namespace) -> None:
                         "rebuild_peak_rss_mb": max(one["peak_rss_mb"], two["peak_rss_mb"]),
                         "history_ms_20": history[20], "history_ms_1000": history[1000]}
 
-            points = growth.grow(url, keys, sizes, args.batch, submissions, PASSPHRASE, measure)
+            points = growth.grow(url, keys, sizes, args.batch,
+                                 lambda n: submissions(n, growing=True), PASSPHRASE, measure)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
