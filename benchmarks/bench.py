@@ -309,10 +309,7 @@ def run_growth(args: argparse.Namespace) -> None:
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    figures = growth.report(points, sign, check, CORES)
-    figures.update({"growth_db": args.db, "growth_raw_sign_per_s": round(sign),
-                    "growth_raw_verify_per_s": round(check)})
-    save(figures)
+    save(growth.report(points, sign, check, CORES, args.db))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -94,9 +94,9 @@ def _row(p: dict[str, Any]) -> str:
 
 
 def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
-           cores: int) -> dict[str, Any]:
+           cores: int, db: str) -> dict[str, Any]:
     """Print the curve's summary (ratios last ÷ first, each so that 1.00 is flat and below 1 is
-    worse) and return the flat figures for latest.json."""
+    worse) and return the flat figures for latest.json (``growth_<db>_…``)."""
     first, last = points[0], points[-1]
     print(f"  (ingest us/ev: Python and the database per stored event over the {WINDOW} events "
           "before the size; verify: whole store; rebuild: events/s; history: ms p50)")
@@ -117,15 +117,17 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
           f"{verify_share:.2f} of {cores} x raw verify ({verify_per_s:.0f}/s); its signature "
           f"checkers busy {last['verify_busy_share']:.0%} of the pass")
     figures: dict[str, Any] = {
-        "growth_ingest_ratio": round(ratios["ingest"], 3),
-        "growth_verify_ratio": round(ratios["verify"], 3),
-        "growth_rebuild_ratio": round(ratios["rebuild (2 workers)"], 3),
-        "growth_history_ratio": round(ratios["history (1000)"], 3),
-        "growth_ingest_share_of_sign": round(ingest_share, 3),
-        "growth_verify_share_of_verify": round(verify_share, 3),
+        "ingest_ratio": round(ratios["ingest"], 3),
+        "verify_ratio": round(ratios["verify"], 3),
+        "rebuild_ratio": round(ratios["rebuild (2 workers)"], 3),
+        "history_ratio": round(ratios["history (1000)"], 3),
+        "ingest_share_of_sign": round(ingest_share, 3),
+        "verify_share_of_verify": round(verify_share, 3),
+        "raw_sign_per_s": round(sign_per_s),
+        "raw_verify_per_s": round(verify_per_s),
     }
     for p in points:
         for key, value in p.items():
             if key != "size":
-                figures[f"growth_{p['size']}_{key}"] = round(value, 3)
-    return figures
+                figures[f"{p['size']}_{key}"] = round(value, 3)
+    return {f"growth_{db}_{key}": value for key, value in figures.items()}
