@@ -71,14 +71,27 @@ def end_of_day(day: date) -> datetime:
 
 
 def policy_book(policy_facts: Iterable[Fact], known_at: datetime) -> PolicyBook:
-    """The policies published by ``known_at``, in publication order."""
-    book = PolicyBook()
-    for fact in sorted(policy_facts, key=lambda f: f.position):
-        if fact.kind == "PolicyVersion.Published" and fact.recorded_at <= known_at:
+    """The policies published by ``known_at``, in publication order (only read once made: a
+    rebuild asks for the same book once per subject, so the book of the same stored events is
+    made once)."""
+    published = sorted((f for f in policy_facts
+                        if f.kind == "PolicyVersion.Published" and f.recorded_at <= known_at),
+                       key=lambda f: f.position)
+    key = tuple((f.aggregate_id, f.version, f.position) for f in published)
+    book = _BOOKS.get(key)
+    if book is None:
+        book = PolicyBook()
+        for fact in published:
             policy = _parsed(fact)
             if policy is not None:
                 book.add(policy)
+        if len(_BOOKS) >= 64:
+            _BOOKS.clear()
+        _BOOKS[key] = book
     return book
+
+
+_BOOKS: dict[tuple[tuple[str, int, int], ...], PolicyBook] = {}
 
 
 _PARSED: dict[tuple[str, int, int], Policy | None] = {}

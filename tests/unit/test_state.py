@@ -239,3 +239,17 @@ def test_the_state_is_deterministic_whatever_order_the_facts_arrive_in() -> None
                           at("2030-01-01"))
     assert json.dumps(again, sort_keys=True) == expected
     assert again["reducer"] == REDUCER_VERSION
+
+
+def test_the_policy_book_made_once_is_the_book_of_exactly_the_policies_known_then() -> None:
+    """A rebuild asks for the policy book once per subject and gets the one made first; the
+    books of two moments must still hold only what was published by each."""
+    from domain.state import policy_book
+    facts = History().policy_facts
+    later = [facts[-1]._replace(position=99, recorded_at=at("2020-01-01"))]
+    before = policy_book(facts + later, at("2019-01-01"))
+    after = policy_book(facts + later, at("2021-01-01"))
+    assert before is policy_book(list(reversed(facts + later)), at("2019-06-01"))  # same events
+    assert after is not before
+    count = lambda book: sum(len(v) for v in book.versions.values())  # noqa: E731
+    assert count(after) == count(before) + 1
