@@ -11,7 +11,6 @@ benchmarks/results/latest.json as flat keys. Targets live here, never in unit te
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -24,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks import growth
-from domain import clock
-from domain.authorities import LINAN_AUTHORITIES
+from benchmarks.city import start_city
 from domain.identifiers import SubjectRef
-from ledger.application import CreditLedger
-from ledger.settings import Settings
 from workflows.demo_city import make_resident_id, make_uscc
 from workflows.policy_files import bundled_policies
-from workflows.services import CreditServices, RecordSubmission
+from workflows.services import RecordSubmission
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 PG_ADMIN_URL = os.environ.get("CREDIT_BENCH_PG_URL",
@@ -191,16 +187,9 @@ def submissions(n: int, seed: int = 1, growing: bool = False) -> Iterator[Record
 
 def ingest(url: str, keys_dir: Path, events: int, batch: int) -> tuple[float, int]:
     """Signed records per second through CreditServices.submit_records, and the events stored."""
-    app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=PASSPHRASE))
+    app, services = start_city(url, keys_dir, PASSPHRASE)
     try:
-        services = CreditServices(app)
-        with clock.frozen_at(datetime(2026, 11, 1, tzinfo=UTC)):
-            app.initialise(LINAN_AUTHORITIES[0])
-            for profile in LINAN_AUTHORITIES[1:]:
-                app.register_authority(profile)
-            services.publish_bundled()
         pending: list[RecordSubmission] = []
-        gc.freeze()  # as `credit` does after start-up (cli/main.py)
         before = app.event_count()
         started = time.perf_counter()
         for submission in submissions(events):

@@ -11,19 +11,14 @@ ratio last ÷ first (1.00: flat), and merges the figures into benchmarks/results
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from domain import clock
-from domain.authorities import LINAN_AUTHORITIES
-from ledger.application import CreditLedger
-from ledger.settings import Settings
-from workflows.services import CreditServices, RecordSubmission
+from benchmarks.city import start_city
+from workflows.services import RecordSubmission
 
 WINDOW = 20_000  # events timed before each size: the cost of writing at that size
 SIZES = (100_000, 300_000, 1_000_000)
@@ -34,16 +29,9 @@ def grow(url: str, keys_dir: Path, sizes: Sequence[int], batch: int,
          measure: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
     """Ingest into one store up to each size in turn; at each, time the last WINDOW events and
     call ``measure`` (which runs the other probes in their own processes)."""
-    app = CreditLedger(Settings(database_url=url, keys_dir=keys_dir, passphrase=passphrase))
+    app, services = start_city(url, keys_dir, passphrase)
     points: list[dict[str, Any]] = []
     try:
-        services = CreditServices(app)
-        with clock.frozen_at(datetime(2026, 11, 1, tzinfo=UTC)):
-            app.initialise(LINAN_AUTHORITIES[0])
-            for profile in LINAN_AUTHORITIES[1:]:
-                app.register_authority(profile)
-            services.publish_bundled()
-        gc.freeze()  # as `credit` does after start-up
         # one city throughout (its subjects drawn for the largest size), so the sizes differ
         # only in how much the ledger already holds
         source = iter(submissions(max(sizes)))
