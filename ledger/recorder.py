@@ -87,8 +87,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self._pending_signed: Checkpoint | None = None
         # told of every checkpoint once its transaction has committed (the signer's record)
         self.on_committed: Callable[[Checkpoint], None] | None = None
-        # told after every write that may have committed (the WAL checkpointer's nudge)
-        self.after_write: Callable[[], None] | None = None
+        # told how many events each write appended (the WAL checkpointer's nudge)
+        self.after_write: Callable[[int], None] | None = None
         assert datastore.engine is not None
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
         self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
@@ -152,6 +152,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self._latest_time = (size, self._batch_latest) if self._batch_latest else None
         self.chain_map_store.committed(size)
         self._committed(checkpoint)
+        if self.after_write is not None:
+            self.after_write(len(stored_events))
         return notification_ids
 
     @property
@@ -160,8 +162,6 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         return self._bulk_depth > 0
 
     def _committed(self, checkpoint: Checkpoint) -> None:
-        if self.after_write is not None:
-            self.after_write()
         if self._bulk_depth:
             self._pending_signed = checkpoint  # told when the whole bulk transaction commits
         elif self.on_committed is not None:

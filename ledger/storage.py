@@ -130,14 +130,19 @@ class WriterQueue:
 # on pages of its own. SQLite copies the WAL into the database (and fsyncs it) at a checkpoint,
 # which its writers run themselves whenever the WAL passes 1,000 pages: at that size, every
 # commit, with an fsync of thousands of scattered pages. The ledger's writers instead leave the
-# copying to a thread (``WalCheckpointer``) that runs at most once a second beside them, so a page
-# dirtied by several batches is copied once and the writer never waits for the copy; they run it
-# themselves only past SQLITE_WAL_PAGES, should the thread fall behind. A larger page cache keeps
+# copying to a thread (``WalCheckpointer``) that runs beside them at most once a second, once
+# CHECKPOINT_EVENTS events have been written since its last copy (small writes checkpoint about as
+# often as SQLite's own threshold made them; fewer are copied after CHECKPOINT_IDLE seconds), so a
+# page dirtied by several batches is copied once
+# and the writer never waits for the copy; they run it themselves only past SQLITE_WAL_PAGES,
+# should the thread fall behind. A larger page cache keeps
 # the indexes' inner pages in memory between batches.
 
 SQLITE_CACHE_KIB = 65_536
 SQLITE_WAL_PAGES = 50_000  # about 200 MB of WAL
 CHECKPOINT_INTERVAL = 1.0  # seconds between background checkpoints, at most
+CHECKPOINT_EVENTS = 500  # events written since the last background checkpoint, at least
+CHECKPOINT_IDLE = 10.0  # or this many seconds after fewer were written
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +173,19 @@ def tune_sqlite_writer(engine: Engine) -> None:
 class WalCheckpointer:
     """Copies a SQLite file's write-ahead log into the database beside the writers.
 
-    ``nudge()`` after a commit; the thread then runs a PASSIVE checkpoint (it never blocks a
-    reader or a writer) once at least ``interval`` seconds have passed since its last one. A
+    ``nudge(events)`` after a commit; once ``events`` add up to ``every`` since its last
+    checkpoint (or ``idle`` seconds after fewer), the thread runs a PASSIVE one (it never
+    blocks a reader or a writer), at least ``interval`` seconds after the one before. A
     checkpoint that fails (a full disk) is logged and left to the next one, or to the writers'
     own at SQLITE_WAL_PAGES: the data is safe in the WAL either way."""
 
-    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
+    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL,
+                 every: int = CHECKPOINT_EVENTS, idle: float = CHECKPOINT_IDLE) -> None:
         self.path = path
         self.interval = interval
+        self.every = every
+        self.idle = idle
+        self._written = 0  # events since the last checkpoint (a count: races only delay it)
         self._nudged = threading.Event()
         self._closing = threading.Event()
         self._connection: sqlite3.Connection | None = None
@@ -184,8 +194,10 @@ class WalCheckpointer:
                                         daemon=True)
         self._thread.start()
 
-    def nudge(self) -> None:
-        self._nudged.set()
+    def nudge(self, events: int = 1) -> None:
+        self._written += events
+        if self._written >= self.every:
+            self._nudged.set()
 
     def close(self) -> None:
         """Stop the thread (what the WAL holds stays there, safe, for the next checkpoint)."""
@@ -197,10 +209,15 @@ class WalCheckpointer:
         last = 0.0
         try:
             while True:
-                self._nudged.wait()
+                nudged = self._nudged.wait(self.idle)
+                if self._closing.is_set():
+                    return
+                if not nudged and not self._written:
+                    continue  # idle, and nothing written since the last checkpoint
                 if self._closing.wait(last + self.interval - time.monotonic()):
                     return
                 self._nudged.clear()
+                self._written = 0
                 last = time.monotonic()
                 self._checkpoint()
         finally:
