@@ -46,6 +46,16 @@ def parse_database_url(url: str) -> URL:
     return parsed
 
 
+def sqlite_path(url: URL) -> str | None:
+    """The file of a ``sqlite:///PATH`` URL; None for another database, an in-memory one or a
+    ``file:`` URI (whose path SQLite reads itself)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return database
+
+
 # How long a SQLite writer waits for another's transaction (the longest batch of an import is a
 # few seconds; a bulk import of a large file holds the lock longer): then it gives up, and says so.
 SQLITE_BUSY_SECONDS = 120
@@ -62,8 +72,8 @@ def prepare_database(url: str, *, require_ledger: bool = False) -> str:
         parsed = parsed.update_query_dict({"timeout": str(SQLITE_BUSY_SECONDS)})
         url = parsed.render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = sqlite_path(parsed)
+        if database is not None:
             folder = Path(database).parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -96,12 +106,8 @@ class WriterQueue:
     waiters (row locks): there, and for in-memory databases, this does nothing."""
 
     def __init__(self, url: str) -> None:
-        parsed = parse_database_url(url)
-        database = parsed.database or ""
-        self.path: Path | None = None
-        if (parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
-                and not database.startswith("file:")):
-            self.path = Path(database + ".writers")
+        database = sqlite_path(parse_database_url(url))
+        self.path: Path | None = None if database is None else Path(database + ".writers")
         self._fd: int | None = None
 
     @contextmanager
@@ -131,12 +137,11 @@ class WriterQueue:
 # which its writers run themselves whenever the WAL passes 1,000 pages: at that size, every
 # commit, with an fsync of thousands of scattered pages. The ledger's writers instead leave the
 # copying to a thread (``WalCheckpointer``) that runs beside them at most once a second, once
-# CHECKPOINT_EVENTS events have been written since its last copy (small writes checkpoint about as
-# often as SQLite's own threshold made them; fewer are copied after CHECKPOINT_IDLE seconds), so a
-# page dirtied by several batches is copied once
-# and the writer never waits for the copy; they run it themselves only past SQLITE_WAL_PAGES,
-# should the thread fall behind. A larger page cache keeps
-# the indexes' inner pages in memory between batches.
+# CHECKPOINT_EVENTS events have been written since its last copy (small writes checkpoint about
+# as often as SQLite's own threshold made them; fewer are copied after CHECKPOINT_IDLE seconds),
+# so a page dirtied by several batches is copied once and the writer never waits for the copy;
+# they run it themselves only past SQLITE_WAL_PAGES, should the thread fall behind. A larger page
+# cache keeps the indexes' inner pages in memory between batches.
 
 SQLITE_CACHE_KIB = 65_536
 SQLITE_WAL_PAGES = 50_000  # about 200 MB of WAL
@@ -149,11 +154,7 @@ log = logging.getLogger(__name__)
 
 def sqlite_file(engine: Engine) -> str | None:
     """The SQLite database file behind an engine (None: another database, or in memory)."""
-    database = engine.url.database or ""
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:" \
-            or database.startswith("file:"):
-        return None
-    return database
+    return sqlite_path(engine.url)
 
 
 def tune_sqlite_writer(engine: Engine) -> None:
