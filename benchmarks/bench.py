@@ -132,6 +132,17 @@ def raw_read_rows_per_s(url: str) -> float:
 
 
 @contextmanager
+def scratch(keep: bool) -> Iterator[Path]:
+    """A folder for the run's store and keys, removed afterwards unless ``keep``."""
+    folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
+    try:
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def database(kind: str, folder: Path, keep: bool) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'bench.db'}"
@@ -268,8 +279,7 @@ def save(figures: dict[str, Any]) -> None:
 
 def run_growth(args: argparse.Namespace) -> None:
     sizes = sorted(int(size) for size in args.sizes.split(","))
-    folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
-    try:
+    with scratch(args.keep) as folder:
         print(f"credit-ledger bench, growth: one store on {args.db} through {sizes} events, "
               f"batches of {args.batch}, {CORES} cores")
         sign = raw_sign_per_s()
@@ -295,9 +305,6 @@ def run_growth(args: argparse.Namespace) -> None:
 
             points = growth.grow(url, keys, sizes, args.batch,
                                  lambda n: submissions(n, growing=True), PASSPHRASE, measure)
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
     save(growth.report(points, sign, check, CORES, args.db))
 
 
@@ -317,8 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         run_growth(args)
         return
 
-    folder = Path(tempfile.mkdtemp(prefix="credit-bench-"))
-    try:
+    with scratch(args.keep) as folder:
         print(f"credit-ledger bench: {args.events} signed events on {args.db}, batches of "
               f"{args.batch}, {CORES} cores")
         sign = raw_sign_per_s()
@@ -334,9 +340,6 @@ def main(argv: list[str] | None = None) -> None:
             web = web_in_child(url, folder / "keys")
         if not verified["ok"]:
             raise SystemExit(f"verify failed on the benchmark store: {verified['first']}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
     figures: dict[str, Any] = {
         "db": args.db,

@@ -243,7 +243,8 @@ class ProjectionRunner:
             self._drop(conn, name, new)
             self._create(conn, name, new)
         fresh = tables_of(name, new)
-        start = self._last_checkpoint() if name == "checkpoints" else self._log_end()
+        with self.ledger.engine.connect() as reader:
+            start = _ends(reader)[name]
         FILLERS[name](self, fresh, start, day, progress, workers)
         with self.engine.begin() as conn:
             self._lock(conn, name)
@@ -296,14 +297,6 @@ class ProjectionRunner:
         for view, table in tables_of(name, generation).items():
             conn.execute(text(f"DROP VIEW IF EXISTS {view}"))
             conn.execute(text(f"CREATE VIEW {view} AS SELECT * FROM {table.name}"))
-
-    def _log_end(self) -> int:
-        with self.ledger.engine.connect() as reader:
-            return _ends(reader)["subjects"]
-
-    def _last_checkpoint(self) -> int:
-        with self.ledger.engine.connect() as reader:
-            return _ends(reader)["checkpoints"]
 
     @contextmanager
     def _notifications(self) -> Iterator[Callable[[float], None]]:
