@@ -266,10 +266,11 @@ def main() -> None:
     big = HISTORY_SUBJECTS[1000].key
     as_of = [f"/subject/{big}?as_of={year}-{month:02d}-15" for year in range(2017, 2026)
              for month in (3, 9)]
+    reports = tempfile.TemporaryDirectory(prefix="credit-bench-reports-")  # gone afterwards
     env = {"CREDIT_DATABASE_URL": url, "CREDIT_KEYS_DIR": keys_dir,
-           "CREDIT_REPORTS_DIR": tempfile.mkdtemp(prefix="credit-bench-reports-"),
+           "CREDIT_REPORTS_DIR": reports.name,
            **{secret_variable(a.code): secret for a in LINAN_AUTHORITIES}}
-    with gunicorn("web.wsgi:app", env) as base:
+    with reports, gunicorn("web.wsgi:app", env) as base:
         load(base, subjects[:200], 4, 400)  # every worker warm: connections, first pages
         subject = load(base, subjects, CLIENTS)
         search = load(base, searches, CLIENTS)
