@@ -19,6 +19,7 @@ from sqlalchemy import Boolean, Date, Table, delete, insert
 from sqlalchemy.engine import Connection
 
 from domain.state import Fact, subject_state
+from ledger.bulk import PAGE_SIZE
 
 EVERYTHING = datetime(9999, 12, 31, tzinfo=UTC)  # facts are limited by log position instead
 
@@ -147,7 +148,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
     cursor = connection.connection.cursor()
     try:
         execute_values(cursor, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s",
-                       [values_of(row) for row in rows], page_size=1000)
+                       [values_of(row) for row in rows], page_size=PAGE_SIZE)
     finally:
         cursor.close()
 
