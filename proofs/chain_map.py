@@ -182,7 +182,7 @@ class ChainMap:
 
     def __init__(self) -> None:
         self.buckets: dict[int, dict[bytes, tuple[int, bytes]]] = {}
-        self.nodes: dict[int, bytes] = {}  # level << 20 | index -> hash (ints hash fastest)
+        self.levels: list[dict[int, bytes]] = [{} for _ in range(DEPTH + 1)]  # index -> hash
         self._entry_hashes: dict[bytes, bytes] = {}
         self._dirty: set[bytes] = set()  # key hashes of the chains changed since ``root``
         self._root = EMPTY_MAP_ROOT
@@ -215,7 +215,7 @@ class ChainMap:
     def root(self) -> bytes:
         if not self._dirty:
             return self._root
-        nodes, hashes, buckets = self.nodes, self._entry_hashes, self.buckets
+        hashes, buckets = self._entry_hashes, self.buckets
         changed = set()
         for hkey in self._dirty:
             bucket = (hkey[0] << 8) | hkey[1]
@@ -224,20 +224,20 @@ class ChainMap:
             changed.add(bucket)
         # as bucket_hash: the entries' hashes in key-hash order
         level_nodes = {b: _sha256(BUCKET_PREFIX + b"".join(
-            hashes[k] for k in sorted(buckets[b]))).digest() for b in changed}
+            [hashes[k] for k in sorted(buckets[b])])).digest() for b in changed}
         for level in range(DEPTH):
-            shift = level << 20
-            for idx, value in level_nodes.items():
-                nodes[shift | idx] = value
-            default = DEFAULTS[level]
+            stored = self.levels[level]
+            stored.update(level_nodes)
+            node, default = stored.get, DEFAULTS[level]
             parents: dict[int, bytes] = {}
-            for idx in {i >> 1 for i in level_nodes}:
-                left = nodes.get(shift | (2 * idx), default)
-                right = nodes.get(shift | (2 * idx + 1), default)
-                parents[idx] = _sha256(b"\x01" + left + right).digest()  # hash_children
+            for idx in level_nodes:
+                parent = idx >> 1
+                if parent not in parents:
+                    left = parent << 1
+                    parents[parent] = _sha256(  # hash_children
+                        b"\x01" + node(left, default) + node(left | 1, default)).digest()
             level_nodes = parents
-        self._root = level_nodes[0]
-        nodes[DEPTH << 20] = self._root
+        self._root = self.levels[DEPTH][0] = level_nodes[0]
         self._dirty.clear()
         return self._root
 
@@ -246,6 +246,6 @@ class ChainMap:
         hkey = key_hash(key)
         bucket = bucket_of(hkey)
         entries = tuple(sorted((k, n, h) for k, (n, h) in self.buckets.get(bucket, {}).items()))
-        path = tuple(self.nodes.get(level << 20 | idx, DEFAULTS[level])
+        path = tuple(self.levels[level].get(idx, DEFAULTS[level])
                      for level, idx in path_indexes(bucket))
         return MapProof(key, entries, path)

@@ -8,6 +8,7 @@ offline verifier carries the same code.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -254,22 +255,47 @@ def check_stored_consistency(previous: Checkpoint, current: Checkpoint, seq: int
 def subject_named(state: bytes) -> object:
     """What an event's payload names as its ``subject`` (None if nothing); ValueError if the
     envelope or its payload cannot be read."""
-    payload = json.loads(envelope.header_fields(state)[3])
-    return payload.get("subject") if isinstance(payload, dict) else None
+    return payload_subject(envelope.header_fields(state)[3])
 
 
-def check_chain_key(nid: int, oid: str, version: int, topic: str, state: bytes,
+def payload_subject(payload: bytes) -> object:
+    """A payload's top-level ``subject`` (None if it has none); ValueError if it is not JSON."""
+    value = json.loads(payload)
+    return value.get("subject") if isinstance(value, dict) else None
+
+
+# A first event's payload as the ledger writes it: the subject is the second key.
+_SUBJECT_AS_WRITTEN = re.compile(rb'\{"originator_topic":"[^"\\]*","subject":"([^"\\]*)"[,}]')
+
+
+def subject_as_written(payload: bytes) -> bytes | None:
+    """The payload's subject read without parsing it, where the parser could not read another:
+    with no backslash anywhere every quote delimits a string and no key is spelled with
+    escapes, and with ``"subject"`` once there is no second, overriding ``subject`` key. The
+    UTF-8 bytes of the value; None where this reading is not certain (then parse)."""
+    if b"\\" in payload or payload.count(b'"subject"') != 1:
+        return None
+    match = _SUBJECT_AS_WRITTEN.match(payload)
+    return match[1] if match is not None else None
+
+
+def check_chain_key(nid: int, oid: str, version: int, topic: str, payload: bytes | None,
                     stream: str, subject: str | None) -> str | None:
     """Whether the log filed an event under the chain its content names: the stream is the
-    topic's aggregate class, and a first version's subject is the payload's ``subject``."""
+    topic's aggregate class, and a first version's subject is the payload's ``subject``.
+    ``payload`` is None when the envelope cannot be read (the envelope check reports it)."""
     kind = stream_of(topic)
     if stream != kind:
         return f"the log files it under {stream!r}, its topic names {kind!r}"
-    if version == 1:
+    if version == 1 and payload is not None:
+        # Agreeing bytes settle it: were the payload not JSON at all, the parse below would
+        # find nothing to report either.
+        if subject is not None and subject_as_written(payload) == subject.encode("utf-8"):
+            return None
         try:
-            named = subject_named(state)
+            named = payload_subject(payload)
         except ValueError:
-            return None  # the envelope check reports it
+            return None  # not JSON: the payload is what its signer signed; nothing names a chain
         if isinstance(named, str) and named != subject:
             return f"the log files it under subject {subject!r}, the event names {named!r}"
         if named is None and subject is not None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proofs import chain_map
+from proofs.checks import check_chain_key
 from proofs.merkle import hash_children
 
 
@@ -107,3 +111,72 @@ def test_incremental_roots_equal_a_fresh_fold() -> None:
     proof = step.proof(shared)  # and the root is the one the definition gives
     assert chain_map.root_from_path(bucket, chain_map.bucket_hash(entries),
                                     proof.path) == step.root()
+
+
+# -- the log's chain key against the event's content (verify check 5) --------------------------
+
+SUBJECT = "uscc:91350100M000100Y43"
+OTHER = "uscc:91330185MA00000000"
+
+
+def parsed_verdict(payload: bytes, subject: str | None) -> str | None:
+    """check_chain_key as its definition reads, parsing every payload: what the fast reading
+    of the written form must always agree with."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    named = value.get("subject") if isinstance(value, dict) else None
+    if isinstance(named, str) and named != subject:
+        return f"the log files it under subject {subject!r}, the event names {named!r}"
+    if named is None and subject is not None:
+        return f"the log files it under subject {subject!r}, the event names none"
+    return None
+
+
+TRICKY_PAYLOADS = [
+    # as the ledger writes it
+    b'{"originator_topic":"domain.records:CreditRecord","subject":"%s","kind":"x"}',
+    # a second subject key overrides the first for a JSON parser
+    b'{"originator_topic":"t","subject":"%s","subject":"' + OTHER.encode() + b'"}',
+    # the same key spelled with an escape
+    b'{"originator_topic":"t","subject":"%s","\\u0073ubject":"' + OTHER.encode() + b'"}',
+    # the subject's value with an escape in it
+    b'{"originator_topic":"t","subject":"%s\\u0041"}',
+    # the subject only in a nested object
+    b'{"originator_topic":"t","inner":{"subject":"%s"}}',
+    # the written prefix, then not JSON
+    b'{"originator_topic":"t","subject":"%s",',
+    # the written prefix, then a second object
+    b'{"originator_topic":"t","subject":"%s"}{"subject":"' + OTHER.encode() + b'"}',
+    # the subject named as a value elsewhere as well
+    b'{"originator_topic":"t","subject":"%s","note":"subject"}',
+    # not UTF-8 after the subject
+    b'{"originator_topic":"t","subject":"%s","name":"\xff"}',
+    # no subject key at all
+    b'{"originator_topic":"t","name":"%s"}',
+]
+
+
+@pytest.mark.parametrize("template", TRICKY_PAYLOADS)
+@pytest.mark.parametrize("logged", [SUBJECT, OTHER, None])
+def test_the_chain_key_check_reads_a_subject_as_a_json_parser_does(template: bytes,
+                                                                    logged: str | None) -> None:
+    payload = template.replace(b"%s", SUBJECT.encode())
+    topic = "domain.records:CreditRecord.Submitted"
+    assert (check_chain_key(1, "oid", 1, topic, payload, "CreditRecord", logged)
+            == parsed_verdict(payload, logged))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["subject", "originator_topic", "kind", "s"]),
+                       st.one_of(st.text(max_size=6), st.none(), st.integers(),
+                                 st.dictionaries(st.just("subject"), st.text(max_size=3))),
+                       max_size=4),
+       st.sampled_from([SUBJECT, "", "a", None]), st.booleans())
+def test_any_payload_gets_the_verdict_of_parsing_it(value: dict[str, object],
+                                                    logged: str | None, ascii_only: bool) -> None:
+    payload = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+    topic = "domain.records:CreditRecord.Submitted"
+    assert (check_chain_key(1, "oid", 1, topic, payload, "CreditRecord", logged)
+            == parsed_verdict(payload, logged))
