@@ -82,7 +82,7 @@ def _row(p: dict[str, Any]) -> str:
 
 
 def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
-           cores: int, db: str) -> dict[str, Any]:
+           verify_all_cores_per_s: float, cores: int, db: str) -> dict[str, Any]:
     """Print the curve's summary (ratios last ÷ first, each so that 1.00 is flat and below 1 is
     worse) and return the flat figures for latest.json (``growth_<db>_…``)."""
     first, last = points[0], points[-1]
@@ -99,11 +99,14 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
         print(f"  {name:<22}{ratio:>6.2f}")
     ingest_share = last["ingest_events_per_s"] / sign_per_s
     verify_share = 1e6 / last["verify_us_per_event"] / (verify_per_s * cores)
+    verify_ceiling = 1e6 / last["verify_us_per_event"] / verify_all_cores_per_s
     print(f"signed ingest at {last['size']}: {last['ingest_events_per_s']:.0f}/s = "
           f"{ingest_share:.2f} of one core's raw signing ({sign_per_s:.0f}/s)")
     print(f"verify at {last['size']}: {1e6 / last['verify_us_per_event']:.0f}/s = "
-          f"{verify_share:.2f} of {cores} x raw verify ({verify_per_s:.0f}/s); its signature "
-          f"checkers busy {last['verify_busy_share']:.0%} of the pass")
+          f"{verify_share:.2f} of {cores} x raw verify ({verify_per_s:.0f}/s), "
+          f"{verify_ceiling:.2f} of raw verify on {cores} cores at once "
+          f"({verify_all_cores_per_s:.0f}/s); its signature checkers busy "
+          f"{last['verify_busy_share']:.0%} of the pass")
     figures: dict[str, Any] = {
         "ingest_ratio": round(ratios["ingest"], 3),
         "verify_ratio": round(ratios["verify"], 3),
@@ -111,8 +114,10 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
         "history_ratio": round(ratios["history (1000)"], 3),
         "ingest_share_of_sign": round(ingest_share, 3),
         "verify_share_of_verify": round(verify_share, 3),
+        "verify_share_of_all_cores": round(verify_ceiling, 3),
         "raw_sign_per_s": round(sign_per_s),
         "raw_verify_per_s": round(verify_per_s),
+        "raw_verify_all_cores_per_s": round(verify_all_cores_per_s),
     }
     for p in points:
         for key, value in p.items():
