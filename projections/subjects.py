@@ -8,18 +8,21 @@ recomputed whenever one of its events arrives, and again on its ``changes_on`` d
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
 
-from psycopg2.extras import execute_values
+import psycopg2
 from sqlalchemy import Boolean, Date, Table, delete, insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from domain.state import Fact, subject_state
-from ledger.bulk import PAGE_SIZE
 
 EVERYTHING = datetime(9999, 12, 31, tzinfo=UTC)  # facts are limited by log position instead
 
@@ -118,39 +121,76 @@ class RowBuffer:
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert complete rows through the driver's own batch insert, as ``insert(table)`` with
-    these rows would store them (a test compares the two): SQLAlchemy's per-row parameter
-    processing cost more than the rest of a rebuild's writing. Elsewhere than SQLite and
-    PostgreSQL, through SQLAlchemy."""
+    """Insert complete rows through the driver, as ``insert(table)`` with these rows would
+    store them (a test compares the two): SQLAlchemy's per-row parameter processing cost more
+    than the rest of a rebuild's writing, and on PostgreSQL a multi-row INSERT's quoting of
+    every value (``execute_values``) cost more than computing the rows; COPY takes them as
+    text. Elsewhere than SQLite and PostgreSQL, through SQLAlchemy. A value the database
+    refuses raises SQLAlchemy's error, as ``insert(table)`` would."""
     dialect = connection.dialect.name
     if dialect not in ("sqlite", "postgresql"):
         connection.execute(insert(table), list(rows))
         return
     columns = [column.name for column in table.columns]
     values_of = itemgetter(*columns)
-    if dialect == "sqlite":  # what SQLAlchemy's SQLite types store: dates as text, 1/0
-        adapted = [(i, adapt) for i, column in enumerate(table.columns)
-                   if (adapt := _SQLITE_ADAPTERS.get(type(column.type))) is not None]
-        values = []
-        for row in rows:
-            value = list(values_of(row))
-            for i, adapt in adapted:
-                if value[i] is not None:
-                    value[i] = adapt(value[i])
-            values.append(value)
-        cursor = connection.connection.cursor()
-        try:
-            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                               f"({', '.join('?' * len(columns))})", values)
-        finally:
-            cursor.close()
-        return
     cursor = connection.connection.cursor()
     try:
-        execute_values(cursor, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s",
-                       [values_of(row) for row in rows], page_size=PAGE_SIZE)
+        with _refusals_as_sqlalchemy_errors(table.name):
+            if dialect == "sqlite":
+                cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                                   f"({', '.join('?' * len(columns))})",
+                                   _sqlite_values(table, map(values_of, rows)))
+            else:
+                text = "".join(["\t".join(map(_copy_text, values_of(row))) + "\n"
+                                for row in rows])
+                cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN",
+                                   io.StringIO(text))
     finally:
         cursor.close()
 
 
 _SQLITE_ADAPTERS: dict[type, Any] = {Date: date.isoformat, Boolean: int}
+
+
+def _sqlite_values(table: Table, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """What SQLAlchemy's SQLite types store: dates as text, booleans as 1/0."""
+    adapted = [(i, adapt) for i, column in enumerate(table.columns)
+               if (adapt := _SQLITE_ADAPTERS.get(type(column.type))) is not None]
+    values = []
+    for row in rows:
+        value = list(row)
+        for i, adapt in adapted:
+            if value[i] is not None:
+                value[i] = adapt(value[i])
+        values.append(value)
+    return values
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\x00" in value:  # as psycopg2 refuses it in a literal: PostgreSQL text has no NUL
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, date)):
+        return str(value)  # a date's str is its ISO form
+    raise TypeError(f"no COPY text form for a {type(value).__name__}")
+
+
+@contextmanager
+def _refusals_as_sqlalchemy_errors(table: str) -> Iterator[None]:
+    """The driver's refusal of a value (too long, a duplicate key) as the SQLAlchemy error the
+    projection runner records as a subject's fault."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, psycopg2.IntegrityError) as exc:
+        raise IntegrityError(f"insert into {table}", None, exc) from exc
+    except psycopg2.DataError as exc:
+        raise DataError(f"insert into {table}", None, exc) from exc

@@ -224,3 +224,54 @@ def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
                                                      f"{by_driver['proj_records'].name}"))
                  for v in r}
     assert types <= {str, int, bool, date, type(None)}
+
+
+AWKWARD_TEXTS = ["tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", "\\.",
+                 "\\N", "", "信用临安 ✓", "quote ' and \" marks", "trailing\\"]
+
+
+def _listing_row(i: int, text_: str) -> dict[str, Any]:
+    return {"id": f"00000000-0000-0000-0000-{i:012d}", "subject": "uscc:91330185MA00000000",
+            "number": text_, "list": "black", "authority": "tax", "legal_basis": text_,
+            "status": "active", "start": date(2026, 1, 2), "planned_end": date(2027, 1, 2),
+            "ends_on": date(2027, 1, 2), "removed_on": None, "measures": text_}
+
+
+def test_awkward_text_is_stored_by_the_driver_as_sqlalchemy_stores_it(
+        ledger: CreditLedger) -> None:
+    """The driver's batch write (COPY text on PostgreSQL) escapes what its format gives a
+    meaning: tabs, line breaks, backslashes, a lone ``\\.`` or ``\\N``."""
+    from sqlalchemy import insert
+
+    from projections.subjects import insert_rows
+    rows = [_listing_row(i, t) for i, t in enumerate(AWKWARD_TEXTS)]
+    stored = []
+    for generation, write in ((903, insert_rows),
+                              (904, lambda c, t, r: c.execute(insert(t), r))):
+        table = tables_of("subjects", generation)["proj_listings"]
+        with ledger.engine.begin() as conn:
+            table.create(conn)
+            write(conn, table, rows)
+        with ledger.engine.connect() as conn:
+            stored.append(sorted(tuple(r) for r in conn.execute(text(
+                f"SELECT * FROM {table.name}"))))
+    assert stored[0] == stored[1]
+    assert sorted(r[2] for r in stored[0]) == sorted(AWKWARD_TEXTS)
+
+
+def test_a_value_the_database_refuses_is_sqlalchemy_s_error(ledger: CreditLedger) -> None:
+    """What the runner records as a subject's fault (projections/runner.py POISON) is the
+    error SQLAlchemy's insert would raise, not the driver's own."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from projections.subjects import insert_rows
+    table = tables_of("subjects", 905)["proj_listings"]
+    with ledger.engine.begin() as conn:
+        table.create(conn)
+    with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+        insert_rows(conn, table, [_listing_row(1, "a"), _listing_row(1, "b")])
+    if ledger.engine.dialect.name == "postgresql":  # SQLite limits neither length nor NUL
+        with pytest.raises(DataError), ledger.engine.begin() as conn:
+            insert_rows(conn, table, [_listing_row(2, "x" * 65)])
+        with pytest.raises(ValueError), ledger.engine.begin() as conn:
+            insert_rows(conn, table, [_listing_row(3, "nul\x00")])
