@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -166,21 +167,26 @@ def _sqlite_values(table: Table, rows: Iterable[Sequence[Any]]) -> list[list[Any
     return values
 
 
+_COPY_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
+    if type(value) is str:
+        if _COPY_SPECIAL.search(value) is None:  # most text: nothing to escape
+            return value
         if "\x00" in value:  # as psycopg2 refuses it in a literal: PostgreSQL text has no NUL
             raise ValueError("A string literal cannot contain NUL (0x00) characters.")
         return value.translate(_COPY_ESCAPES)
+    if value is None:
+        return "\\N"
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, (int, date)):
         return str(value)  # a date's str is its ISO form
+    if isinstance(value, str):  # a subclass of str
+        return _copy_text(str(value))
     raise TypeError(f"no COPY text form for a {type(value).__name__}")
 
 
