@@ -2,16 +2,20 @@
 
 SQLAlchemy's per-row parameter processing costs more than the insert itself at ingest rates, so
 the recorder hands ready-made rows to the driver: ``executemany`` on SQLite (one prepared
-statement), ``execute_values`` on PostgreSQL (one multi-row statement per page). Values are
-converted here to exactly what SQLAlchemy would have stored, so both paths read back the same.
+statement); on PostgreSQL ``COPY`` where no value comes back (quoting every value into one
+multi-row statement cost more than the server's work), ``execute_values`` for the events (their
+ids come back). Values are converted here to exactly what SQLAlchemy would have stored, so both
+paths read back the same.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -112,12 +116,7 @@ class BulkWriter:
                  for p, n, o, v, s, subj, r, eff, h in rows],
             )
         else:
-            execute_values(
-                cursor, f"INSERT INTO ledger_log ({columns}) VALUES %s",
-                [(p, n, str(o), v, s, subj, r, eff, h) for p, n, o, v, s, subj, r, eff, h in rows],
-                template="(%s, %s, %s::uuid, %s, %s, %s, %s, %s, %s)",
-                page_size=PAGE_SIZE,
-            )
+            copy_rows(cursor, "ledger_log", columns.split(", "), rows)
 
     def insert_nodes(self, tx: Session, rows: Sequence[tuple[int, int, bytes]]) -> None:
         """Rows: (level, idx, hash) of completed perfect subtrees."""
@@ -129,8 +128,42 @@ class BulkWriter:
                 cursor.executemany("INSERT INTO ledger_tree (level, idx, hash) VALUES (?, ?, ?)",
                                    rows)
             else:
-                execute_values(cursor, "INSERT INTO ledger_tree (level, idx, hash) VALUES %s",
-                               rows, page_size=PAGE_SIZE)
+                copy_rows(cursor, "ledger_tree", ("level", "idx", "hash"), rows)
+
+
+# -- PostgreSQL's COPY ... FROM STDIN, text format --------------------------------------------
+
+_COPY_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_rows(cursor: Any, table: str, columns: Sequence[str],
+              rows: Iterable[Sequence[Any]]) -> None:
+    """Insert rows into a PostgreSQL table with one COPY (the text format)."""
+    text = "".join(["\t".join(map(copy_text, row)) + "\n" for row in rows])
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+
+
+def copy_text(value: Any) -> str:
+    """One value in COPY's text format: text escaped, NULL as ``\\N``, bytes as ``\\x`` hex,
+    dates, times and UUIDs in the text PostgreSQL reads them from."""
+    if type(value) is str:
+        if _COPY_SPECIAL.search(value) is None:  # most text: nothing to escape
+            return value
+        if "\x00" in value:  # as psycopg2 refuses it in a literal: PostgreSQL text has no NUL
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        return value.translate(_COPY_ESCAPES)
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, date, UUID)):
+        return str(value)  # a date's or naive time's str is its ISO form with a space
+    if isinstance(value, (bytes, memoryview)):
+        return "\\\\x" + bytes(value).hex()  # bytea's hex form, its backslash escaped
+    if isinstance(value, str):  # a subclass of str
+        return copy_text(str(value))
+    raise TypeError(f"no COPY text form for a {type(value).__name__}")
 
 
 def _uuid(value: UUID | str) -> UUID:

@@ -8,9 +8,7 @@ recomputed whenever one of its events arrives, and again on its ``changes_on`` d
 
 from __future__ import annotations
 
-import io
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
 from domain.state import Fact, subject_state
+from ledger.bulk import copy_rows
 
 EVERYTHING = datetime(9999, 12, 31, tzinfo=UTC)  # facts are limited by log position instead
 
@@ -142,10 +141,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
                                    f"({', '.join('?' * len(columns))})",
                                    _sqlite_values(table, map(values_of, rows)))
             else:
-                text = "".join(["\t".join(map(_copy_text, values_of(row))) + "\n"
-                                for row in rows])
-                cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN",
-                                   io.StringIO(text))
+                copy_rows(cursor, table.name, columns, map(values_of, rows))
     finally:
         cursor.close()
 
@@ -165,29 +161,6 @@ def _sqlite_values(table: Table, rows: Iterable[Sequence[Any]]) -> list[list[Any
                 value[i] = adapt(value[i])
         values.append(value)
     return values
-
-
-_COPY_SPECIAL = re.compile("[\\\\\t\n\r\x00]")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if type(value) is str:
-        if _COPY_SPECIAL.search(value) is None:  # most text: nothing to escape
-            return value
-        if "\x00" in value:  # as psycopg2 refuses it in a literal: PostgreSQL text has no NUL
-            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
-        return value.translate(_COPY_ESCAPES)
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (int, date)):
-        return str(value)  # a date's str is its ISO form
-    if isinstance(value, str):  # a subclass of str
-        return _copy_text(str(value))
-    raise TypeError(f"no COPY text form for a {type(value).__name__}")
 
 
 @contextmanager

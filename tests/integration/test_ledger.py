@@ -334,3 +334,46 @@ def test_an_event_too_big_for_an_entry_of_the_log_s_tiles_is_not_signed(
     with pytest.raises(UnsignableEvent, match="at most 60000"):
         services.publish_policy("credit-office", document)
     assert ledger.event_count() == before
+
+
+def test_log_and_tree_rows_the_driver_writes_read_back_as_sqlalchemy_s(ledger: CreditLedger) -> None:
+    """ledger/bulk.py writes the log and the tree through the driver (COPY on PostgreSQL),
+    converting every value itself: read back, each row must be what SQLAlchemy's insert of the
+    same values stores, for times with and without microseconds, NULLs, text COPY would
+    otherwise read as a tab, a line break or an escape, and hashes holding such bytes."""
+    from uuid import uuid4
+
+    from sqlalchemy import MetaData, Table, insert
+    from sqlalchemy.orm import Session
+
+    from ledger.bulk import BulkWriter
+    awkward = b"\\\x00\t\n\r.N" + bytes(25)
+    log_rows = [
+        (1, 1, uuid4(), 1, "CreditRecord", "uscc:91330185MA00000000",
+         at("2026-12-02T10:00:00.123456").replace(tzinfo=None), None, bytes(range(32))),
+        (2, 2, uuid4(), 2, "Authority", None, at("2026-12-02T10:00:00").replace(tzinfo=None),
+         at("2020-01-01T00:00:00").replace(tzinfo=None), awkward),
+        (3, 3, uuid4(), 1, "Subject", "a\tb\\c\nd\\.", at("2026-12-02T10:00:01.5").replace(
+            tzinfo=None), None, bytes(32)),
+    ]
+    node_rows = [(0, 0, awkward), (1, 0, bytes(range(100, 132)))]
+    twins = MetaData()
+    for table, rows in ((tables.log, log_rows), (tables.tree, node_rows)):
+        twin = Table(f"{table.name}_twin", twins, *[c._copy() for c in table.columns])
+        with ledger.engine.begin() as conn:
+            table.create(conn, checkfirst=True)
+            twin.create(conn)
+            conn.execute(insert(twin), [dict(zip(table.columns.keys(), row, strict=True))
+                                        for row in rows])
+        writer = BulkWriter(ledger.engine.dialect.name, "unused")
+        with Session(ledger.engine) as tx, tx.begin():
+            if table is tables.log:
+                writer.insert_log(tx, rows)
+            else:
+                writer.insert_nodes(tx, rows)
+        with ledger.engine.connect() as conn:
+            ours, theirs = (sorted(tuple(bytes(v) if isinstance(v, memoryview) else v
+                                         for v in r) for r in conn.execute(select(t)))
+                            for t in (table, twin))
+        assert ours == theirs
+        assert len(ours) == len(rows)
