@@ -3,8 +3,9 @@
 SQLAlchemy's per-row parameter processing costs more than the insert itself at ingest rates, so
 the recorder hands ready-made rows to the driver: ``executemany`` on SQLite (one prepared
 statement); on PostgreSQL ``COPY`` where no value comes back (quoting every value into one
-multi-row statement cost more than the server's work), ``execute_values`` for the events (their
-ids come back). Values are converted here to exactly what SQLAlchemy would have stored, so both
+multi-row statement cost more than the server's work) — through a staging table where rows
+update others (``upsert_rows``: the chain index and map) —, ``execute_values`` for the events
+(their ids come back). Values are converted here to exactly what SQLAlchemy would have stored, so both
 paths read back the same.
 """
 
@@ -142,6 +143,20 @@ def copy_rows(cursor: Any, table: str, columns: Sequence[str],
     """Insert rows into a PostgreSQL table with one COPY (the text format)."""
     text = "".join(["\t".join(map(copy_text, row)) + "\n" for row in rows])
     cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+
+
+def upsert_rows(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                on_conflict: str) -> None:
+    """Insert rows into a PostgreSQL table or update those it has (``on_conflict``): COPY into
+    a temporary twin, then one statement that moves them out of it into the table (so a second
+    call in the same transaction starts from an empty twin)."""
+    staging = f"staging_{table}"
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) "
+                   "ON COMMIT DELETE ROWS")
+    copy_rows(cursor, staging, columns, rows)
+    listed = ", ".join(columns)
+    cursor.execute(f"WITH moved AS (DELETE FROM {staging} RETURNING {listed}) "
+                   f"INSERT INTO {table} ({listed}) SELECT {listed} FROM moved {on_conflict}")
 
 
 def copy_text(value: Any) -> str:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg2.extras import execute_values
 from sqlalchemy import or_, select
 
 from ledger import tables
-from ledger.bulk import PAGE_SIZE, driver_errors
+from ledger.bulk import driver_errors, upsert_rows
 from proofs import chain_map
 from proofs.merkle import hash_children
 
@@ -208,8 +207,8 @@ class ChainMapStore:
                 cursor.executemany(f"INSERT INTO ledger_chains ({_CHAIN_COLUMNS}) "
                                    f"VALUES (?, ?, ?, ?, ?, ?) {_CHAIN_UPSERT}", rows)
             else:
-                execute_values(cursor, f"INSERT INTO ledger_chains ({_CHAIN_COLUMNS}) VALUES %s "
-                               f"{_CHAIN_UPSERT}", rows, page_size=PAGE_SIZE)
+                upsert_rows(cursor, "ledger_chains", _CHAIN_COLUMNS.split(", "), rows,
+                            _CHAIN_UPSERT)
 
     def _upsert_nodes(self, tx: Any, rows: list[tuple[int, int, bytes]]) -> None:
         with driver_errors():
@@ -218,8 +217,7 @@ class ChainMapStore:
                 cursor.executemany("INSERT INTO ledger_map (level, idx, hash) VALUES (?, ?, ?) "
                                    f"{_NODE_UPSERT}", rows)
             else:
-                execute_values(cursor, f"INSERT INTO ledger_map (level, idx, hash) VALUES %s "
-                               f"{_NODE_UPSERT}", rows, page_size=PAGE_SIZE)
+                upsert_rows(cursor, "ledger_map", ("level", "idx", "hash"), rows, _NODE_UPSERT)
 
     # -- reading ------------------------------------------------------------------------------
 

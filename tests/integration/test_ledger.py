@@ -377,3 +377,31 @@ def test_log_and_tree_rows_the_driver_writes_read_back_as_sqlalchemy_s(ledger: C
                             for t in (table, twin))
         assert ours == theirs
         assert len(ours) == len(rows)
+
+
+def test_the_chain_index_takes_two_appends_in_one_transaction(ledger: CreditLedger) -> None:
+    """Two batches of links in one transaction (as an import writes them) extend the same
+    chains twice: the stored index and map then equal the chains computed in memory (on
+    PostgreSQL the rows pass through a staging table, which must be empty for the second)."""
+    from sqlalchemy.orm import Session
+
+    from ledger.chain_map_store import ChainMapStore
+    from proofs import chain_map
+    with ledger.engine.begin() as conn:
+        tables.metadata.create_all(conn, tables=[tables.chains, tables.chain_map])
+    keys = ["uscc:91330185MA00000000", "rid:330102199001011234", "~Authority"]
+    batches = [[(key, position, bytes([position]) * 32) for position, key in enumerate(keys)],
+               [(key, 3 + position, bytes([9 + position]) * 32) for position, key in
+                enumerate(keys[:2])]]
+    store, expected = ChainMapStore(ledger.engine.dialect.name), chain_map.ChainMap()
+    with Session(ledger.engine) as tx, tx.begin():
+        for batch in batches:
+            root = store.append(tx, batch)
+            for key, _, leaf in batch:
+                expected.append(key, leaf)
+    assert root == expected.root()
+    with ledger.engine.connect() as conn:
+        assert ChainMapStore(ledger.engine.dialect.name).root(conn) == expected.root()
+        for key in keys:
+            length, head, _ = store.chain(conn, key)
+            assert (length, head) == expected.chain(key)
