@@ -2,11 +2,11 @@
 
 SQLAlchemy's per-row parameter processing costs more than the insert itself at ingest rates, so
 the recorder hands ready-made rows to the driver: ``executemany`` on SQLite (one prepared
-statement); on PostgreSQL ``COPY`` where no value comes back (quoting every value into one
-multi-row statement cost more than the server's work) — through a staging table where rows
-update others (``upsert_rows``: the chain index and map) —, ``execute_values`` for the events
-(their ids come back). Values are converted here to exactly what SQLAlchemy would have stored, so both
-paths read back the same.
+statement). On PostgreSQL, ``COPY`` where no value comes back (quoting every value into one
+multi-row statement cost more than the server's work), through a staging table where rows
+update others (``upsert_rows``: the chain index and map); ``execute_values`` for the events,
+whose ids come back. Values are converted here to exactly what SQLAlchemy would have stored, so
+both paths read back the same.
 """
 
 from __future__ import annotations
