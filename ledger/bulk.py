@@ -12,11 +12,15 @@ both paths read back the same.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from types import TracebackType
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +35,8 @@ from psycopg2.extras import execute_values
 from sqlalchemy.orm import Session
 
 PAGE_SIZE = 1000
+
+logger = logging.getLogger(__name__)
 
 
 class BulkWriteError(Exception):
@@ -142,7 +148,55 @@ def copy_rows(cursor: Any, table: str, columns: Sequence[str],
               rows: Iterable[Sequence[Any]]) -> None:
     """Insert rows into a PostgreSQL table with one COPY (the text format)."""
     text = "".join(["\t".join(map(copy_text, row)) + "\n" for row in rows])
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+    with _PRINTED_ERRORS.held() as held:
+        try:
+            cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN",
+                               io.StringIO(text))
+        except Exception:
+            for error in held:  # the error raised says the same; kept for whoever debugs
+                logger.debug("psycopg2 also reported during the failed COPY: %r", error)
+            raise
+    for error in held:  # not seen to happen: what psycopg2 printed is printed as it would be
+        _PRINTED_ERRORS.previous(type(error), error, error.__traceback__)
+
+
+class _ErrorsPsycopg2Prints:
+    """Holds what psycopg2 prints as a COPY fails, instead of letting it reach stderr.
+
+    psycopg2 (2.9) reads every result the server sends after a COPY; when a backend ends
+    mid-COPY there are two errors (the server's FATAL, then the closed socket), and while the
+    first is pending raising the second fails and is printed with ``PyErr_Print`` — that is,
+    through ``sys.excepthook`` — beside the exception the COPY then raises. A command that lost
+    its connection would show a traceback above its one-sentence error. The hook is installed
+    once, chained to the one it finds, and holds errors only for the thread inside a COPY.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Callable[[type[BaseException], BaseException, TracebackType | None],
+                                Any] = sys.__excepthook__
+        self._copying = threading.local()
+
+    def __call__(self, kind: type[BaseException], error: BaseException,
+                 traceback: TracebackType | None) -> None:
+        held: list[BaseException] | None = getattr(self._copying, "held", None)
+        if held is None:
+            self.previous(kind, error, traceback)
+        else:
+            held.append(error)
+
+    @contextmanager
+    def held(self) -> Iterator[list[BaseException]]:
+        if sys.excepthook is not self:
+            self.previous, sys.excepthook = sys.excepthook, self
+        held: list[BaseException] = []
+        self._copying.held = held
+        try:
+            yield held
+        finally:
+            self._copying.held = None
+
+
+_PRINTED_ERRORS = _ErrorsPsycopg2Prints()
 
 
 def upsert_rows(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],

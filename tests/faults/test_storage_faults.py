@@ -118,3 +118,35 @@ def test_a_lost_connection_mid_import_is_all_or_nothing(postgres_url: str, tmp_p
     assert credit.events() == before + ROWS + 1, again.stderr
     credit("project")
     assert "all equal" in credit("verify", "--projections").stdout
+
+
+@pytest.mark.postgresql
+def test_a_copy_whose_backend_ends_raises_and_prints_nothing(postgres_url: str,
+                                                             capfd: pytest.CaptureFixture[str],
+                                                             ) -> None:
+    """The write path's COPY (ledger/bulk.py) when its backend ends mid-COPY, made certain: a
+    row the table's check turns into the backend ending itself. psycopg2 prints the second error
+    it meets (a traceback on stderr) while it raises the first; the COPY must raise, and print
+    nothing, so the command's one sentence is all a user sees."""
+    import psycopg2
+
+    from ledger.bulk import copy_rows
+    engine = create_engine(postgres_url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("CREATE TEMPORARY TABLE doomed (n integer CHECK (n <> 13 OR "
+                       "pg_terminate_backend(pg_backend_pid())))")
+        capfd.readouterr()
+        with pytest.raises(psycopg2.OperationalError):
+            copy_rows(cursor, "doomed", ("n",), [(n,) for n in range(1, 5000)])
+        assert capfd.readouterr().err == ""
+    finally:
+        raw.invalidate()  # its backend is gone: not back into the pool
+        engine.dispose()
+    # an error printed outside a COPY still reaches stderr as before
+    try:
+        raise RuntimeError("not held")
+    except RuntimeError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    assert "RuntimeError: not held" in capfd.readouterr().err
