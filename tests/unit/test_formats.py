@@ -100,6 +100,30 @@ def test_payloads_decode_with_their_typed_values() -> None:
     assert value["u"] == OID
 
 
+@pytest.mark.parametrize("payload", [
+    b'{"a":1}', b' {"a":1}', b'{"a":1} ', b'{"a":1}\n', b'{"a":1}{"b":2}', b'{"a":1} x',
+    b'{"a":', b'', b' ', b'[1]', b'"text"', b'1', b'{"a":"\\u00"}', b'{"a":NaN}',
+    b'{"a":1,"a":2}', b'{"d":{"_type_":"date_iso","_data_":"2020-01-02"}} ',
+    b'{"d":{"_type_":"nothing","_data_":"x"}}', "{\"名\":\"值\"}".encode(),
+])
+def test_a_payload_decodes_as_json_decodes_it(payload: bytes) -> None:
+    """decode_payload scans a payload as written directly; whatever the bytes, it gives what
+    the JSON decoder's ``decode`` gives, or fails as it fails."""
+    import json
+    try:
+        expected: object = json.JSONDecoder(object_hook=envelope._decode_typed).decode(
+            payload.decode("utf-8"))
+    except ValueError as exc:
+        expected = exc
+    if isinstance(expected, dict):
+        assert envelope.decode_payload(payload) == expected
+    else:
+        with pytest.raises(ValueError) as raised:
+            envelope.decode_payload(payload)
+        if isinstance(expected, ValueError):
+            assert str(raised.value) == str(expected)
+
+
 def test_a_checkpoint_note_is_a_c2sp_signed_note() -> None:
     signer = Signer("platform-2026-1", Ed25519PrivateKey.generate())
     issued = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
