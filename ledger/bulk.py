@@ -153,8 +153,10 @@ def copy_rows(cursor: Any, table: str, columns: Sequence[str],
             cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN",
                                io.StringIO(text))
         except Exception:
-            for error in held:  # the error raised says the same; kept for whoever debugs
-                logger.debug("psycopg2 also reported during the failed COPY: %r", error)
+            for error in held:  # the error raised says the same; its kind, for whoever debugs
+                # (not its text: psycopg2 quotes the failing row, which may hold an ID number)
+                logger.debug("psycopg2 also reported %s during the failed COPY into %s",
+                             type(error).__name__, table)
             raise
     for error in held:  # not seen to happen: what psycopg2 printed is printed as it would be
         _PRINTED_ERRORS.previous(type(error), error, error.__traceback__)

@@ -121,26 +121,33 @@ def test_a_lost_connection_mid_import_is_all_or_nothing(postgres_url: str, tmp_p
 
 
 @pytest.mark.postgresql
-def test_a_copy_whose_backend_ends_raises_and_prints_nothing(postgres_url: str,
-                                                             capfd: pytest.CaptureFixture[str],
-                                                             ) -> None:
+def test_a_copy_whose_backend_ends_raises_and_prints_nothing(
+        postgres_url: str, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
     """The write path's COPY (ledger/bulk.py) when its backend ends mid-COPY, made certain: a
     row the table's check turns into the backend ending itself. psycopg2 prints the second error
     it meets (a traceback on stderr) while it raises the first; the COPY must raise, and print
-    nothing, so the command's one sentence is all a user sees."""
+    nothing, so the command's one sentence is all a user sees; the debug log names the error's
+    kind, never the row psycopg2 quotes."""
+    import logging
+
     import psycopg2
 
     from ledger.bulk import copy_rows
+    person = "330102199001011234"
     engine = create_engine(postgres_url)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("CREATE TEMPORARY TABLE doomed (n integer CHECK (n <> 13 OR "
-                       "pg_terminate_backend(pg_backend_pid())))")
+                       "pg_terminate_backend(pg_backend_pid())), who text)")
         capfd.readouterr()
-        with pytest.raises(psycopg2.OperationalError):
-            copy_rows(cursor, "doomed", ("n",), [(n,) for n in range(1, 5000)])
+        with caplog.at_level(logging.DEBUG, logger="ledger.bulk"), \
+                pytest.raises(psycopg2.OperationalError):
+            copy_rows(cursor, "doomed", ("n", "who"), [(n, person) for n in range(1, 5000)])
         assert capfd.readouterr().err == ""
+        assert "psycopg2 also reported" in caplog.text
+        assert person not in caplog.text
     finally:
         raw.invalidate()  # its backend is gone: not back into the pool
         engine.dispose()
