@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from domain.clock import CHINA_TIME
@@ -54,10 +55,13 @@ class Fact(NamedTuple):
         return self.recorded_at.astimezone(CHINA_TIME).date()
 
 
+# Topics are few and each is asked for once an event (a verify, a rebuild): kept once split.
+@lru_cache(maxsize=1024)
 def kind_of(topic: str) -> str:
     return topic.rsplit(":", 1)[-1]
 
 
+@lru_cache(maxsize=1024)
 def stream_of(topic: str) -> str:
     """The aggregate class a topic names (``CreditRecord`` of
     ``domain.records:CreditRecord.Submitted``): the event's stream in the log."""

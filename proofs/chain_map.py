@@ -182,7 +182,10 @@ class ChainMap:
 
     def __init__(self) -> None:
         self.buckets: dict[int, dict[bytes, tuple[int, bytes]]] = {}
-        self.levels: list[dict[int, bytes]] = [{} for _ in range(DEPTH + 1)]  # index -> hash
+        # each level's nodes by index, the empty subtree's hash where none was set (a list:
+        # indexing one costs less than a dict look-up with a default, a root takes thousands)
+        self.levels: list[list[bytes]] = [[DEFAULTS[level]] * (BUCKETS >> level)
+                                          for level in range(DEPTH + 1)]
         self._entry_hashes: dict[bytes, bytes] = {}
         self._dirty: set[bytes] = set()  # key hashes of the chains changed since ``root``
         self._root = EMPTY_MAP_ROOT
@@ -215,29 +218,26 @@ class ChainMap:
     def root(self) -> bytes:
         if not self._dirty:
             return self._root
-        hashes, buckets = self._entry_hashes, self.buckets
+        hashes, buckets, sha256 = self._entry_hashes, self.buckets, _sha256
         changed = set()
         for hkey in self._dirty:
             bucket = (hkey[0] << 8) | hkey[1]
             length, head = buckets[bucket][hkey]
-            hashes[hkey] = entry_hash(hkey, length, head)
+            hashes[hkey] = sha256(ENTRY_PREFIX + hkey + length.to_bytes(8, "big") + head).digest()
             changed.add(bucket)
-        # as bucket_hash: the entries' hashes in key-hash order
-        level_nodes = {b: _sha256(BUCKET_PREFIX + b"".join(
-            [hashes[k] for k in sorted(buckets[b])])).digest() for b in changed}
+        nodes = self.levels[0]
+        for bucket in changed:  # as bucket_hash: the entries' hashes in key-hash order
+            nodes[bucket] = sha256(BUCKET_PREFIX + b"".join(
+                [hashes[k] for k in sorted(buckets[bucket])])).digest()
+        indexes: set[int] = changed
         for level in range(DEPTH):
-            stored = self.levels[level]
-            stored.update(level_nodes)
-            node, default = stored.get, DEFAULTS[level]
-            parents: dict[int, bytes] = {}
-            for idx in level_nodes:
-                parent = idx >> 1
-                if parent not in parents:
-                    left = parent << 1
-                    parents[parent] = _sha256(  # hash_children
-                        b"\x01" + node(left, default) + node(left | 1, default)).digest()
-            level_nodes = parents
-        self._root = self.levels[DEPTH][0] = level_nodes[0]
+            below, above = nodes, self.levels[level + 1]
+            indexes = {idx >> 1 for idx in indexes}
+            for parent in indexes:  # hash_children, inlined: a root hashes thousands of nodes
+                left = parent << 1
+                above[parent] = sha256(b"\x01" + below[left] + below[left | 1]).digest()
+            nodes = above
+        self._root = nodes[0]
         self._dirty.clear()
         return self._root
 
@@ -246,6 +246,5 @@ class ChainMap:
         hkey = key_hash(key)
         bucket = bucket_of(hkey)
         entries = tuple(sorted((k, n, h) for k, (n, h) in self.buckets.get(bucket, {}).items()))
-        path = tuple(self.levels[level].get(idx, DEFAULTS[level])
-                     for level, idx in path_indexes(bucket))
+        path = tuple(self.levels[level][idx] for level, idx in path_indexes(bucket))
         return MapProof(key, entries, path)
