@@ -2,8 +2,10 @@
 
     python -m benchmarks.bench --growth [--db sqlite|postgresql] [--sizes 100000,300000,1000000]
 
-One store grows through the sizes; at each, the bench takes: the cost of writing an event at that
-size (the last WINDOW events before it), a whole-store `verify` (and how busy its signature
+One store grows through the sizes, in batches written in turn as an import writes them
+(``CreditServices.submit_record_batches``: each batch signed while the one before is written); at
+each size, the bench takes: the cost of writing an event at that size (the last WINDOW events
+before it), a whole-store `verify` (and how busy its signature
 checkers were), a rebuild of the subjects read model with 1 and with 2 worker processes, and the
 history of the 20- and 1,000-record subjects. It prints the cost per event at each size and the
 ratio last ÷ first (1.00: flat), and merges the figures into benchmarks/results/latest.json.
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,39 +38,52 @@ def grow(url: str, keys_dir: Path, sizes: Sequence[int], batch: int,
         # one city throughout (its subjects drawn for the largest size), so the sizes differ
         # only in how much the ledger already holds
         source = iter(submissions(max(sizes)))
+
+        def batches() -> Iterator[list[RecordSubmission]]:
+            while pending := list(islice(source, batch)):
+                yield pending
+
         stored = app.event_count()
-        for size in sizes:
-            window_start: tuple[int, float] | None = None
-            while stored < size:
-                if window_start is None and stored >= size - WINDOW:
-                    window_start = (stored, time.perf_counter())
-                pending: list[RecordSubmission] = []
-                for submission in source:
-                    pending.append(submission)
-                    if len(pending) == batch:
-                        break
-                if not pending:
-                    raise SystemExit(f"the synthetic city ran out of records at {stored} events")
-                services.submit_records(pending)
-                stored = app.event_count()
-                if sys.stderr.isatty():
-                    print(f"\r  ingest {stored}/{size}", end="", file=sys.stderr)
+        targets = iter(sizes)
+        size: int | None = next(targets)
+        window_start: tuple[int, float] | None = None
+        # as an import writes: each batch signed while the one before is written
+        for _ in services.submit_record_batches(batches()):
+            assert size is not None
+            stored = app.event_count()
             if sys.stderr.isatty():
-                print(file=sys.stderr)
-            assert window_start is not None
-            written = stored - window_start[0]
-            seconds = time.perf_counter() - window_start[1]
-            if app.engine.dialect.name == "postgresql":
-                with app.engine.begin() as conn:  # fresh statistics, as autovacuum would
-                    conn.exec_driver_sql("ANALYZE")
-            point = {"size": stored, "ingest_us_per_event": seconds / written * 1e6,
-                     "ingest_events_per_s": written / seconds}
-            point.update(measure(stored))
-            points.append(point)
-            print(_row(point), flush=True)
+                print(f"\r  ingest {stored}/{size}", end="", file=sys.stderr)
+            if window_start is None and stored >= size - WINDOW:
+                window_start = (stored, time.perf_counter())
+            elif window_start is not None and stored >= size:
+                points.append(_point(app, stored, window_start, measure))
+                size, window_start = next(targets, None), None
+                if size is None:
+                    break
+                if stored >= size - WINDOW:
+                    window_start = (stored, time.perf_counter())
+        if size is not None:
+            raise SystemExit(f"the synthetic city ran out of records at {stored} events")
     finally:
         app.close()
     return points
+
+
+def _point(app: Any, stored: int, window_start: tuple[int, float],
+           measure: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """The cost of writing at this size (the window's events), and ``measure``'s figures."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    written = stored - window_start[0]
+    seconds = time.perf_counter() - window_start[1]
+    if app.engine.dialect.name == "postgresql":
+        with app.engine.begin() as conn:  # fresh statistics, as autovacuum would
+            conn.exec_driver_sql("ANALYZE")
+    point = {"size": stored, "ingest_us_per_event": seconds / written * 1e6,
+             "ingest_events_per_s": written / seconds}
+    point.update(measure(stored))
+    print(_row(point), flush=True)
+    return point
 
 
 HEADER = (f"{'events':>9}  {'ingest us/ev':>12}  {'verify us/ev':>12}  {'busy':>5}  "
@@ -87,7 +103,8 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
     worse) and return the flat figures for latest.json (``growth_<db>_…``)."""
     first, last = points[0], points[-1]
     print(f"  (ingest us/ev: Python and the database per stored event over the {WINDOW} events "
-          "before the size; verify: whole store; rebuild: events/s; history: ms p50)")
+          "before the size, batches in turn as an import writes them; verify: whole store; "
+          "rebuild: events/s; history: ms p50)")
     ratios = {
         "ingest": first["ingest_us_per_event"] / last["ingest_us_per_event"],
         "verify": first["verify_us_per_event"] / last["verify_us_per_event"],

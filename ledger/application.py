@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from ledger.fact_queries import fact_from_row, read_facts
 from ledger.mapper import DateAsISO, SigningMapper
 from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
-from ledger.signing import SigningEventStore, SigningSession
+from ledger.signing import Presigned, SigningEventStore, SigningSession
 from ledger.storage import (
     LEDGER_TABLE,
     WalCheckpointer,
@@ -186,6 +186,37 @@ class CreditLedger(Application[UUID]):
         except IntegrityError as exc:
             raise AlreadyRecorded(f"{what} is already in the ledger") from exc
 
+    def signing_snapshot(self) -> tuple[SigningSession, int]:
+        """The keys a save would sign with now (a copy of its own), and the key and policy log
+        position they stand at: for ``start_presigning``, on this thread or another."""
+        with self._write_lock:
+            self.refresh()
+            return (SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore),
+                    self._seen)
+
+    def start_presigning(self, events: Sequence[LedgerAggregate.Event],
+                         snapshot: tuple[SigningSession, int]) -> Callable[[], Presigned]:
+        """Sign events ahead of their save with the keys of a ``signing_snapshot``: the
+        signatures are computed on the signing threads while the caller goes on; the call
+        returned waits for them. Touches nothing else of the ledger (any thread may call it)."""
+        session, seen = snapshot
+        stored_events = self.mapper.start_signing(events, session)
+        return lambda: Presigned(events, stored_events(), seen)
+
+    def save_new_presigned(self, *events: LedgerAggregate.Event, presigned: Presigned,
+                           what: str) -> None:
+        """As ``save_new`` of ``events`` followed by ``presigned.events``, keeping their
+        signatures unless a key or policy event was logged since they were signed."""
+        try:
+            if self._unit is not None:  # saved (and signed) with the unit's other events
+                self.save(*events, *presigned.events)
+                return
+            processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+            processing_event.events.extend(events)
+            self._put_signed(processing_event, presigned)
+        except IntegrityError as exc:
+            raise AlreadyRecorded(f"{what} is already in the ledger") from exc
+
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
         """Save everything the block saves in one transaction at its end (or nothing, if it
@@ -203,20 +234,26 @@ class CreditLedger(Application[UUID]):
         if pending:
             self.save(*pending)
 
-    def _put_signed(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Sign and store the collected events in one transaction, under the key registry as
-        the log holds it now."""
+    def _put_signed(self, processing_event: ProcessingEvent[UUID],
+                    presigned: Presigned | None = None) -> list[Recording[UUID]]:
+        """Sign and store the collected events (then any ``presigned``) in one transaction,
+        under the key registry as the log holds it now."""
         with self._write_lock:
             self.refresh()
+            if presigned is not None and presigned.seen != self._seen:
+                # a key or policy event since they were signed: their keys may have changed
+                processing_event.events.extend(presigned.events)
+                presigned = None
             session = SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore)
+            saved = [*processing_event.events, *(presigned.events if presigned else ())]
             processing_event.saved_kwargs["log_entries"] = [
                 log_entry(event, processing_event.aggregates.get(event.originator_id))
-                for event in processing_event.events
+                for event in saved
             ]
             self.mapper.signers = session
             self._signing = session
             try:
-                recordings = self.events.put(processing_event.events,
+                recordings = self.events.put(processing_event.events, presigned=presigned,
                                              tracking=processing_event.tracking,
                                              **processing_event.saved_kwargs)
                 cache = self.repository.cache

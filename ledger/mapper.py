@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -79,12 +79,20 @@ def _sign_chunk(chunk: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
 
 def sign_all(jobs: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
     """Signatures for (signer, message) pairs, in order, using every core for large batches."""
+    return sign_later(jobs)()
+
+
+def sign_later(jobs: Sequence[tuple[Signer, bytes]]) -> Callable[[], list[bytes]]:
+    """As ``sign_all``, a large batch started on the signing threads now; the call returned
+    waits for its signatures (meanwhile the caller's thread may do other work)."""
     workers = os.cpu_count() or 1
     if len(jobs) < _PARALLEL_FROM or workers == 1:
-        return _sign_chunk(jobs)
+        signatures = _sign_chunk(jobs)
+        return lambda: signatures
     size = -(-len(jobs) // workers)
-    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    return [sig for part in _signing_pool().map(_sign_chunk, chunks) for sig in part]
+    pool = _signing_pool()
+    parts = [pool.submit(_sign_chunk, jobs[i:i + size]) for i in range(0, len(jobs), size)]
+    return lambda: [sig for part in parts for sig in part.result()]
 
 
 class DateAsISO(Transcoding):
@@ -111,27 +119,42 @@ class SigningMapper(Mapper[UUID]):
         return self.to_stored_events([domain_event])[0]
 
     def to_stored_events(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]]
+        self, domain_events: Sequence[DomainEventProtocol[UUID]],
+        signers: SignerSource | None = None,
     ) -> list[StoredEvent]:
-        """Sign a batch of events in order.
+        """Sign a batch of events in order, with the keys of ``signers`` (by default the
+        mapper's own, set for each save).
 
         Keys are chosen one event at a time (a key event changes the keys of the events after
         it); the signatures themselves are then computed on all cores, since Ed25519 signing in
         pyca/cryptography releases the GIL.
         """
-        unsigned = [self._unsigned(event) for event in domain_events]
-        signatures = sign_all([(u.signer, u.message) for u in unsigned])
-        return [
-            StoredEvent(
-                originator_id=u.originator_id,
-                originator_version=u.originator_version,
-                topic=u.topic,
-                state=envelope.encode(u.actor, u.at, u.signer.kid, signature, u.payload),
-            )
-            for u, signature in zip(unsigned, signatures, strict=True)
-        ]
+        return self.start_signing(domain_events, signers)()
 
-    def _unsigned(self, domain_event: DomainEventProtocol[UUID]) -> _Unsigned:
+    def start_signing(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]],
+        signers: SignerSource | None = None,
+    ) -> Callable[[], list[StoredEvent]]:
+        """As ``to_stored_events``, the signatures started on the signing threads; the call
+        returned waits for them and makes the stored events."""
+        source = signers if signers is not None else self.signers
+        unsigned = [self._unsigned(event, source) for event in domain_events]
+        signatures = sign_later([(u.signer, u.message) for u in unsigned])
+
+        def stored_events() -> list[StoredEvent]:
+            return [
+                StoredEvent(
+                    originator_id=u.originator_id,
+                    originator_version=u.originator_version,
+                    topic=u.topic,
+                    state=envelope.encode(u.actor, u.at, u.signer.kid, signature, u.payload),
+                )
+                for u, signature in zip(unsigned, signatures(), strict=True)
+            ]
+        return stored_events
+
+    def _unsigned(self, domain_event: DomainEventProtocol[UUID],
+                  signers: SignerSource | None) -> _Unsigned:
         topic = get_topic(domain_event.__class__)
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
@@ -154,10 +177,10 @@ class SigningMapper(Mapper[UUID]):
             at = envelope.format_instant(recorded_at)
         except ValueError as exc:
             raise UnsignableEvent(f"event {topic}: {exc}") from exc
-        if self.signers is None:
+        if signers is None:
             raise UnsignableEvent("the mapper has no key source")
-        signer = self.signers.signer_for(domain_event, actor, recorded_at)
-        self.signers.signed(domain_event, topic)
+        signer = signers.signer_for(domain_event, actor, recorded_at)
+        signers.signed(domain_event, topic)
         message = envelope.signed_bytes(
             originator_id, originator_version, topic, actor, at, signer.kid, payload
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import EventStore, Notification, Recording
+from eventsourcing.persistence import EventStore, Notification, Recording, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.authorities import PLATFORM
@@ -69,15 +70,32 @@ class SigningSession:
                 self.codes[oid] = str(event.code)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Presigned:
+    """Events signed ahead of their save (while an earlier batch is written), and the key and
+    policy log position their keys were chosen at: saved as they are only if the log has no
+    key or policy event after it, else signed again."""
+
+    events: Sequence[DomainEventProtocol[UUID]]
+    stored: Sequence[StoredEvent]
+    seen: int
+
+
 class SigningEventStore(EventStore[UUID]):
     """Signs a whole batch at once (see SigningMapper.to_stored_events)."""
 
     mapper: SigningMapper
 
     def put(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], *,
+        presigned: Presigned | None = None, **kwargs: Any
     ) -> list[Recording[UUID]]:
+        """Sign and store ``domain_events``, followed by the already signed ``presigned``
+        ones, in one transaction."""
         stored_events = self.mapper.to_stored_events(domain_events)
+        if presigned is not None:
+            domain_events = [*domain_events, *presigned.events]
+            stored_events.extend(presigned.stored)
         notification_ids = self.recorder.insert_events(stored_events, **kwargs) or []
         return [
             Recording(event, Notification(

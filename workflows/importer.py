@@ -353,40 +353,46 @@ class Importer:
 
     def write(self, path: Path, fmt: str,
               progress: Callable[[int], None] | None = None) -> ImportSummary:
-        """Write every row, in batches, in one transaction."""
+        """Write every row, in batches, in one transaction: runs of submissions in batches
+        (each signed while the one before is written), each correction or revocation after
+        the rows before it."""
         summary = ImportSummary()
         errors: list[RowError] = []
         with self.ledger.recorder.bulk():
-            batch: list[RecordSubmission] = []
-            for row in read_rows(path, fmt, errors):
-                summary.rows += 1
-                if row.action == "submit":
+            rows = read_rows(path, fmt, errors)
+            change: list[Row] = []  # the row that ended a run of submissions
+
+            def submissions() -> Iterator[list[RecordSubmission]]:
+                batch: list[RecordSubmission] = []
+                for row in rows:
+                    summary.rows += 1
+                    if progress is not None:
+                        progress(summary.rows)
+                    if row.action != "submit":
+                        change.append(row)
+                        break
                     batch.append(self.submission(row))
                     if len(batch) >= BATCH:
-                        self._submit(batch, summary)
+                        yield batch
                         batch = []
-                else:
-                    if batch:
-                        self._submit(batch, summary)
-                        batch = []
-                    self._change(row, summary)
-                if progress is not None:
-                    progress(summary.rows)
-            if batch:
-                self._submit(batch, summary)
+                if batch:
+                    yield batch
+
+            while True:
+                for written in self.services.submit_record_batches(submissions()):
+                    summary.submitted += len(written.record_ids)
+                    summary.subjects_registered += written.subjects_registered
+                    summary.record_ids.extend(
+                        str(i) for i in written.record_ids[:1000 - len(summary.record_ids)])
+                if not change:
+                    break
+                self._change(change.pop(), summary)
             if errors:  # the file changed between the passes
                 raise ImportRefused(path, errors)
         # this import's own events (others may write meanwhile): one per row, one per new subject
         summary.events = (summary.submitted + summary.corrected + summary.revoked
                           + summary.subjects_registered)
         return summary
-
-    def _submit(self, batch: list[RecordSubmission], summary: ImportSummary) -> None:
-        new = len(self.services.new_subjects(batch))
-        ids = self.services.submit_records(batch)
-        summary.submitted += len(ids)
-        summary.subjects_registered += new
-        summary.record_ids.extend(str(i) for i in ids[:1000 - len(summary.record_ids)])
 
     def _change(self, row: Row, summary: ImportSummary) -> None:
         rid = self.target(row)

@@ -8,8 +8,10 @@ Rules live in the aggregates; what a rule needs to know about a subject comes fr
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -45,6 +47,7 @@ from ledger.errors import (
     SubjectNotRegistered,
     SubjectRegisteredMeanwhile,
 )
+from ledger.signing import Presigned, SigningSession
 from workflows.policy_files import bundled_policies
 
 
@@ -60,6 +63,14 @@ class RecordSubmission:
     summary: str
     details: dict[str, Any] | None = None
     subject_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmittedBatch:
+    """A batch of records written: their ids, in order, and how many subjects it registered."""
+
+    record_ids: list[UUID]
+    subjects_registered: int
 
 
 # File-number prefixes, from the pinyin of each case's Chinese name.
@@ -147,25 +158,74 @@ class CreditServices:
         """Submit records in one transaction (all or nothing); registers new subjects named in
         the submissions."""
         batch = list(submissions)
+        return self._store_records(batch, self._sign_records(*self._ready(batch))()).record_ids
+
+    def submit_record_batches(self, batches: Iterable[Sequence[RecordSubmission]]
+                              ) -> Iterator[SubmittedBatch]:
+        """Submit batches in turn, each as ``submit_records`` does (its own transaction, all
+        or nothing), yielding each once it is written; the first refusal stops the run with
+        the batches before it written. The next batch's records are built and signed on
+        another thread while this one is written (an import, the bench)."""
+        source = iter(batches)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="credit-prepare")
+        try:
+            pending = self._sign_later(pool, next(source, None))
+            while pending is not None:
+                batch, signing = pending
+                presigned = signing.result()()
+                pending = self._sign_later(pool, next(source, None))
+                yield self._store_records(batch, presigned)
+        finally:  # a refusal, or the caller stopped: the batch being signed is dropped
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sign_later(self, pool: Executor, batch: Sequence[RecordSubmission] | None
+                    ) -> tuple[list[RecordSubmission], Future[Callable[[], Presigned]]] | None:
+        if batch is None:
+            return None
+        batch = list(batch)
+        ready = self._ready(batch)  # on this thread: what it reads of the ledger
+        context = contextvars.copy_context()  # the caller's clock (a demo city's is set)
+
+        def sign() -> Callable[[], Presigned]:
+            return context.run(self._sign_records, *ready)
+        return batch, pool.submit(sign)
+
+    def _ready(self, batch: Sequence[RecordSubmission]
+               ) -> tuple[Sequence[RecordSubmission], list[Any], tuple[SigningSession, int]]:
+        """What building and signing a batch's records needs from the ledger: the submitters'
+        permission, each record's catalogue, the keys."""
         for actor in {s.actor for s in batch}:
             self.permit("record.submit", actor)
+        catalogues = [self.catalogue(s.decision_date) for s in batch]
+        return batch, catalogues, self.ledger.signing_snapshot()
+
+    def _sign_records(self, batch: Sequence[RecordSubmission], catalogues: Sequence[Any],
+                      snapshot: tuple[SigningSession, int]) -> Callable[[], Presigned]:
+        """The batch's Submitted events, their signing started (reads nothing of the ledger:
+        any thread); the call returned waits for the signatures."""
         events = [
             CreditRecord.submission(
                 actor=s.actor, subject=s.subject, item_code=s.item_code,
                 decision_number=s.decision_number, decision_date=s.decision_date,
-                summary=s.summary, details=s.details, catalogue=self.catalogue(s.decision_date))
-            for s in batch
+                summary=s.summary, details=s.details, catalogue=catalogue)
+            for s, catalogue in zip(batch, catalogues, strict=True)
         ]
         ids = [e.originator_id for e in events]
         if len(set(ids)) != len(ids):
             raise RecordAlreadySubmitted("the batch submits the same record twice")
+        return self.ledger.start_presigning(events, snapshot)
+
+    def _store_records(self, batch: Sequence[RecordSubmission],
+                       presigned: Presigned) -> SubmittedBatch:
+        """Save the signed records, after registrations of the subjects not yet known."""
+        ids = [e.originator_id for e in presigned.events]
         for attempt in (1, 2):
             registrations = self.new_subjects(batch)
             try:
-                self.ledger.save_new(*registrations, *events,
-                                     what="a record with the same department, item, decision "
-                                          "number and subject")
-                return ids
+                self.ledger.save_new_presigned(
+                    *registrations, presigned=presigned,
+                    what="a record with the same department, item, decision number and subject")
+                return SubmittedBatch(ids, len(registrations))
             except AlreadyRecorded:
                 if not registrations or not self._registered_meanwhile(registrations, ids):
                     raise
@@ -173,7 +233,7 @@ class CreditServices:
                     raise SubjectRegisteredMeanwhile(
                         [mask_subject_key(vars(r)["subject"]) for r in registrations]) from None
                 # another writer registered the subject since we looked: once more, without it
-        return ids
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _registered_meanwhile(self, registrations: Sequence[LedgerAggregate.Event],
                               record_ids: Sequence[UUID]) -> bool:

@@ -34,8 +34,7 @@ def register_elsewhere(settings: Any) -> None:
         other.close()
 
 
-def stale_registration(services: CreditServices, monkeypatch: pytest.MonkeyPatch,
-                       on_call: int = 1) -> None:
+def stale_registration(services: CreditServices, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another writer (its own process's ledger) registers the subject and commits after this
     one looked and found it new."""
     looked = services.new_subjects
@@ -45,7 +44,7 @@ def stale_registration(services: CreditServices, monkeypatch: pytest.MonkeyPatch
     def racing(batch: Any) -> list[Subject]:
         found = looked(batch)
         calls[0] += 1
-        if found and calls[0] == on_call:  # the look the save is about to rely on
+        if found and calls[0] == 1:  # the look the save is about to rely on
             # in a thread of its own: a separate writer, not a part of this one's transaction
             thread = threading.Thread(target=register_elsewhere,
                                       args=(services.ledger.settings,))
@@ -74,7 +73,7 @@ def test_an_import_racing_a_registration_is_told_so_and_writes_nothing(
         "subject": ENTERPRISE.key, "subject_name": "测试主体", "item_code": "TAX-PENALTY",
         "decision_number": "临税罚〔2020〕1号", "decision_date": "2020-03-01",
         "summary": "逾期申报"}, ensure_ascii=False) + "\n", encoding="utf-8")
-    stale_registration(services, monkeypatch, on_call=2)  # the import's count looks first
+    stale_registration(services, monkeypatch)  # the look the batch's save relies on
     before = ledger.event_count()
     # PostgreSQL: the clash on the subject is named; SQLite: the other writer's commit ends this
     # one's snapshot, and it is told the ledger was busy. Never "already in the ledger".

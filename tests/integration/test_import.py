@@ -146,15 +146,15 @@ def test_a_failure_while_writing_leaves_nothing_of_the_file(
     path = big_file(tmp_path / "tax.jsonl", BATCH + 10)
     before = counts(platform.ledger)
     calls = {"n": 0}
-    original = CreditServices.submit_records
+    original = CreditServices._store_records
 
-    def failing(self: CreditServices, submissions: Any) -> Any:
+    def failing(self: CreditServices, batch: Any, presigned: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 2:  # the second batch's write
             raise RuntimeError("the disk is full")
-        return original(self, submissions)
+        return original(self, batch, presigned)
 
-    monkeypatch.setattr(CreditServices, "submit_records", failing)
+    monkeypatch.setattr(CreditServices, "_store_records", failing)
     with pytest.raises(RuntimeError, match="the disk is full"):
         Importer(platform, "tax").run(path)
     monkeypatch.undo()
