@@ -2,7 +2,7 @@
 
 It extends eventsourcing-sqlalchemy's recorder (tables, transactions, reads) in two ways:
 - rows go in through the database driver's own batch insert (``ledger/bulk.py``: ``executemany``
-  on SQLite, ``execute_values`` on PostgreSQL) instead of one ORM object per event, which is what
+  on SQLite, ``COPY`` on PostgreSQL) instead of one ORM object per event, which is what
   made bulk ingest slow;
 - the same transaction, under the write lock, appends the events to ``ledger_log`` with their leaf
   hashes, stores the completed Merkle nodes, extends each subject's chain and the chain map
