@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Recording
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from domain import clock
 from domain.authorities import PLATFORM, Authority, AuthorityProfile, authority_id, numbered_kid
@@ -514,15 +515,25 @@ class CreditLedger(Application[UUID]):
         ids = list(aggregate_ids)
         if not ids:
             return set()
-        events = self.recorder.events_table
+        table = self.recorder.events_table.name
         found: set[UUID] = {i for i in ids if self._unit is not None and i in self._unit}
-        with self.reading() as session:
-            for start in range(0, len(ids), 500):
-                found.update(session.execute(
-                    select(events.c.originator_id).where(
-                        events.c.originator_id.in_(ids[start:start + 500]),
-                        events.c.originator_version == 1)
-                ).scalars())
+        # In the driver's SQL: a batch asks about a thousand ids, and SQLAlchemy compiling an
+        # expanding IN of them cost more than the database's look-ups.
+        with self.reading() as reader:
+            connection = reader.connection() if isinstance(reader, Session) else reader
+            if connection.dialect.name == "postgresql":
+                rows = connection.exec_driver_sql(
+                    f"SELECT originator_id FROM {table} WHERE originator_version = 1 "
+                    "AND originator_id = ANY(%(ids)s::uuid[])", {"ids": [str(i) for i in ids]})
+                found.update(UUID(str(oid)) for (oid,) in rows)
+            else:  # SQLite keeps the 16 bytes
+                for start in range(0, len(ids), 500):
+                    part = ids[start:start + 500]
+                    rows = connection.exec_driver_sql(
+                        f"SELECT originator_id FROM {table} WHERE originator_version = 1 "
+                        f"AND originator_id IN ({', '.join('?' * len(part))})",
+                        tuple(i.bytes for i in part))
+                    found.update(UUID(bytes=bytes(oid)) for (oid,) in rows)
         return found
 
     def aggregate_count(self, stream: str) -> int:
