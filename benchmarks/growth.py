@@ -5,10 +5,10 @@
 One store grows through the sizes, in batches written in turn as an import writes them
 (``CreditServices.submit_record_batches``: each batch signed while the one before is written); at
 each size, the bench takes: the cost of writing an event at that size (the last WINDOW events
-before it), a whole-store `verify` (and how busy its signature
-checkers were), a rebuild of the subjects read model with 1 and with 2 worker processes, and the
-history of the 20- and 1,000-record subjects. It prints the cost per event at each size and the
-ratio last ÷ first (1.00: flat), and merges the figures into benchmarks/results/latest.json.
+before it), a whole-store `verify` (and how busy its signature checkers were), a rebuild of the
+subjects read model with 1 and with 2 worker processes, and the history of the 20- and
+1,000-record subjects. It prints the cost per event at each size and the ratio last ÷ first
+(1.00: flat), and merges the figures into benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
