@@ -22,7 +22,7 @@ from tests.conftest import ENTERPRISE, PERSON, at, submission
 from tests.integration.test_ledger import counts, verify_clean
 from workflows.services import CreditServices, RecordSubmission
 
-OTHER = SubjectRef("uscc", "91330100MA27XYZ00K")
+OTHER = SubjectRef("uscc", "914403001922038216")  # a valid code, as the others
 
 
 def record_ids(batch: list[RecordSubmission]) -> list[str]:
