@@ -192,8 +192,11 @@ class CreditLedger(Application[UUID]):
         position they stand at: for ``start_presigning``, on this thread or another."""
         with self._write_lock:
             self.refresh()
-            return (SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore),
-                    self._seen)
+            return self._signing_session(), self._seen
+
+    def _signing_session(self) -> SigningSession:
+        """The keys of the registry as this ledger last read it, in a copy a save may extend."""
+        return SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore)
 
     def start_presigning(self, events: Sequence[LedgerAggregate.Event],
                          snapshot: tuple[SigningSession, int]) -> Callable[[], Presigned]:
@@ -245,7 +248,7 @@ class CreditLedger(Application[UUID]):
                 # a key or policy event since they were signed: their keys may have changed
                 processing_event.events.extend(presigned.events)
                 presigned = None
-            session = SigningSession(self.registry.copy(), dict(self._replay.codes), self.keystore)
+            session = self._signing_session()
             saved = [*processing_event.events, *(presigned.events if presigned else ())]
             processing_event.saved_kwargs["log_entries"] = [
                 log_entry(event, processing_event.aggregates.get(event.originator_id))

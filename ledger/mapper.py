@@ -77,14 +77,9 @@ def _sign_chunk(chunk: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
     return [signer.sign(message) for signer, message in chunk]
 
 
-def sign_all(jobs: Sequence[tuple[Signer, bytes]]) -> list[bytes]:
-    """Signatures for (signer, message) pairs, in order, using every core for large batches."""
-    return sign_later(jobs)()
-
-
 def sign_later(jobs: Sequence[tuple[Signer, bytes]]) -> Callable[[], list[bytes]]:
-    """As ``sign_all``, a large batch started on the signing threads now; the call returned
-    waits for its signatures (meanwhile the caller's thread may do other work)."""
+    """Signatures for (signer, message) pairs, in order: a large batch started on every core
+    now, the call returned waiting for them (meanwhile the caller's thread may go on)."""
     workers = os.cpu_count() or 1
     if len(jobs) < _PARALLEL_FROM or workers == 1:
         signatures = _sign_chunk(jobs)
