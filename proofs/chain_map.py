@@ -223,7 +223,7 @@ class ChainMap:
         for hkey in self._dirty:
             bucket = (hkey[0] << 8) | hkey[1]
             length, head = buckets[bucket][hkey]
-            hashes[hkey] = sha256(ENTRY_PREFIX + hkey + length.to_bytes(8, "big") + head).digest()
+            hashes[hkey] = entry_hash(hkey, length, head)
             changed.add(bucket)
         nodes = self.levels[0]
         for bucket in changed:  # as bucket_hash: the entries' hashes in key-hash order
