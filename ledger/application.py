@@ -153,14 +153,16 @@ class CreditLedger(Application[UUID]):
     def save(
         self,
         *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        presigned: Presigned | None = None,
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
         # As Application.save, through the public EventStore.put, without its runtime Protocol
         # isinstance checks (they cost more per aggregate than signing does). The ledger takes
         # no snapshots and has no _notify hook, so nothing the library's save does is skipped
-        # (tests/unit/test_library_seams.py holds both true).
-        if self._unit is not None:
-            for obj in objs:
+        # (tests/unit/test_library_seams.py holds both true). ``presigned`` events (signed ahead,
+        # see ``start_presigning``) are saved after ``objs``.
+        if self._unit is not None:  # presigned events are signed again with the unit's others
+            for obj in (*objs, *(presigned.events if presigned is not None else ())):
                 if isinstance(obj, LedgerAggregate):
                     self._unit[obj.id] = obj
                 elif isinstance(obj, LedgerAggregate.Event):
@@ -178,12 +180,14 @@ class CreditLedger(Application[UUID]):
             elif obj is not None:
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
-        return self._put_signed(processing_event)
+        return self._put_signed(processing_event, presigned)
 
-    def save_new(self, *objs: LedgerAggregate | LedgerAggregate.Event, what: str) -> None:
-        """Save aggregates or events that must not exist yet; a clash names ``what``."""
+    def save_new(self, *objs: LedgerAggregate | LedgerAggregate.Event, what: str,
+                 presigned: Presigned | None = None) -> None:
+        """Save aggregates or events that must not exist yet (then any ``presigned`` ones); a
+        clash names ``what``."""
         try:
-            self.save(*objs)
+            self.save(*objs, presigned=presigned)
         except IntegrityError as exc:
             raise AlreadyRecorded(f"{what} is already in the ledger") from exc
 
@@ -206,20 +210,6 @@ class CreditLedger(Application[UUID]):
         session, seen = snapshot
         stored_events = self.mapper.start_signing(events, session)
         return lambda: Presigned(events, stored_events(), seen)
-
-    def save_new_presigned(self, *events: LedgerAggregate.Event, presigned: Presigned,
-                           what: str) -> None:
-        """As ``save_new`` of ``events`` followed by ``presigned.events``, keeping their
-        signatures unless a key or policy event was logged since they were signed."""
-        try:
-            if self._unit is not None:  # saved (and signed) with the unit's other events
-                self.save(*events, *presigned.events)
-                return
-            processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-            processing_event.events.extend(events)
-            self._put_signed(processing_event, presigned)
-        except IntegrityError as exc:
-            raise AlreadyRecorded(f"{what} is already in the ledger") from exc
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:

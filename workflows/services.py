@@ -222,7 +222,7 @@ class CreditServices:
         for attempt in (1, 2):
             registrations = self.new_subjects(batch)
             try:
-                self.ledger.save_new_presigned(
+                self.ledger.save_new(
                     *registrations, presigned=presigned,
                     what="a record with the same department, item, decision number and subject")
                 return SubmittedBatch(ids, len(registrations))
