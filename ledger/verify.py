@@ -72,6 +72,7 @@ from proofs.failures import (
 from proofs.registry_events import REGISTRY_TOPICS
 
 PAGE = 5000
+AGGREGATES_PAGE = 500  # aggregates whose events ``check_versions`` reads at a time
 CHUNK = 1000
 IN_FLIGHT = 3  # chunks queued per worker
 MAX_FAILURES_KEPT = 1000
@@ -225,18 +226,24 @@ class LedgerVerifier:
                ) -> Iterator[Sequence[Any]]:
         """Pages of ``query`` (its key first, ``{}`` where the parameters go), key after key.
 
-        In the driver's own SQL and values: through SQLAlchemy's statement and column types the
-        two reads took about a fifth of the parent's time in a whole-store verify, twice what
-        the driver takes."""
+        In the driver's own SQL, values and rows (plain tuples, on a cursor of the driver's):
+        through SQLAlchemy's statement and column types the two reads took about a fifth of the
+        parent's time in a whole-store verify, twice what the driver takes, and its result rows
+        another 2 µs an event."""
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         sql = query.format(*[mark] * (1 + len(bound)))
-        while True:
-            page = conn.exec_driver_sql(sql, (after, *bound)).all()
-            if page:
-                yield page
-            if len(page) < PAGE:
-                return
-            after = page[-1][0]
+        cursor = conn.connection.cursor()
+        try:
+            while True:
+                cursor.execute(sql, (after, *bound))
+                page = cursor.fetchall()
+                if page:
+                    yield page
+                if len(page) < PAGE:
+                    return
+                after = page[-1][0]
+        finally:
+            cursor.close()
 
     def _event_rows(self, conn: Connection, max_id: int) -> Iterator[Sequence[Any]]:
         # ids and the 16 bytes (SQLite) or text (PostgreSQL) of the originator id as stored:
@@ -467,12 +474,39 @@ class LedgerVerifier:
 
     def check_versions(self, conn: Connection, max_id: int) -> None:
         """Each aggregate's versions run 1, 2, 3 …, and the log files them all under the chain
-        of its first; read in index order with flat memory."""
+        of its first.
+
+        An aggregate of one event holds both rules when that event is version 1, so one grouped
+        scan of the aggregate index (in the database, about a tenth of the cost of reading
+        every event here) names the aggregates that need reading: those of several events, or
+        whose lowest version is not 1. Their events are then read in order, a page of
+        aggregates at a time (flat memory)."""
+        events = self.events.name
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        grouped = (f"SELECT originator_id FROM {events} WHERE id <= {mark} {{}}"
+                   "GROUP BY originator_id "
+                   "HAVING count(*) > 1 OR min(originator_version) <> 1 "
+                   f"ORDER BY originator_id LIMIT {AGGREGATES_PAGE}")
+        after: Any = None
+        while True:
+            if after is None:
+                page = conn.exec_driver_sql(grouped.format(""), (max_id,)).all()
+            else:
+                page = conn.exec_driver_sql(grouped.format(f"AND originator_id > {mark} "),
+                                            (max_id, after)).all()
+            if page:
+                self._check_aggregates(conn, [raw_oid for (raw_oid,) in page], max_id)
+            if len(page) < AGGREGATES_PAGE:
+                return
+            after = page[-1][0]
+
+    def _check_aggregates(self, conn: Connection, raw_oids: list[Any], max_id: int) -> None:
         e, log = self.events, tables.log
-        rows = conn.execution_options(yield_per=PAGE).execute(
-            select(self._raw_id(), e.c.originator_version, e.c.id, log.c.position, log.c.subject)
+        raw_oid_column = type_coerce(e.c.originator_id, NullType())
+        rows = conn.execute(
+            select(raw_oid_column, e.c.originator_version, e.c.id, log.c.position, log.c.subject)
             .select_from(e.outerjoin(log, log.c.notification_id == e.c.id))
-            .where(e.c.id <= max_id)
+            .where(raw_oid_column.in_(raw_oids), e.c.id <= max_id)
             .order_by(e.c.originator_id, e.c.originator_version)
         )
         current: Any = None

@@ -258,7 +258,10 @@ def test_a_truncated_log_is_named(scenario: Settings) -> None:
                for f in report.failures)
 
 
-def test_a_gap_in_an_aggregates_versions_is_named(scenario: Settings) -> None:
+@pytest.mark.parametrize("page", [500, 1], ids=["one-page", "page-by-page"])
+def test_a_gap_in_an_aggregates_versions_is_named(scenario: Settings, page: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledger.verify.AGGREGATES_PAGE", page)
     with engine_of(scenario) as engine:
         corrected = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Corrected"))
         oid = corrected.originator_id
@@ -268,6 +271,56 @@ def test_a_gap_in_an_aggregates_versions_is_named(scenario: Settings) -> None:
                 "WHERE originator_id = :o AND originator_version = 2"), {"o": oid})
     report = verify(scenario)
     assert ("version", corrected.id) in named(report)
+
+
+def test_a_lone_event_renumbered_is_named(scenario: Settings) -> None:
+    """An aggregate of one event whose version is not 1 (the versions check reads only the
+    aggregates with more than one event in order: this one must be found too)."""
+    with engine_of(scenario) as engine:
+        rows = events(engine)
+        counts: dict[Any, int] = {}
+        for row in rows:
+            counts[row.originator_id] = counts.get(row.originator_id, 0) + 1
+        lone = next(r for r in rows if counts[r.originator_id] == 1
+                    and r.topic.endswith("CreditRecord.Submitted"))
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {EVENTS_TABLE} SET originator_version = 2 WHERE id = :id"),
+                         {"id": lone.id})
+    report = verify(scenario)
+    version = [f for f in report.failures if f.check == "version"]
+    assert [(f.notification_id, f.version) for f in version] == [(lone.id, 2)], report.failures
+    assert "version 1 is missing" in version[0].reason
+
+
+def test_a_version_stored_twice_is_named(scenario: Settings) -> None:
+    """With the unique index dropped (write access to the database), a second copy of an
+    aggregate's first event."""
+    with engine_of(scenario) as engine:
+        corrected = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Corrected"))
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP INDEX {EVENTS_TABLE}_aggregate_idx"))
+            first_event = conn.execute(text(
+                f"SELECT topic, state FROM {EVENTS_TABLE} WHERE originator_id = :o "
+                "AND originator_version = 1"), {"o": corrected.originator_id}).one()
+            conn.execute(text(
+                f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
+                "VALUES (:o, 1, :t, :s)"),
+                {"o": corrected.originator_id, "t": first_event.topic, "s": first_event.state})
+    report = verify(scenario)
+    assert any(f.check == "version" and "version 1 appears twice" in f.reason
+               for f in report.failures), report.failures
+
+
+def test_a_later_version_filed_under_another_subject_is_named(scenario: Settings) -> None:
+    with engine_of(scenario) as engine:
+        corrected = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Corrected"))
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE ledger_log SET subject = 'uscc:91330185MA00000000' "
+                              "WHERE notification_id = :id"), {"id": corrected.id})
+    report = verify(scenario)
+    assert ("version", corrected.id) in named(report), report.failures
+    reason = next(f.reason for f in report.failures if f.check == "version")
+    assert "the aggregate's first event under" in reason
 
 
 def test_a_rewritten_ledger_fails_against_the_trusted_platform_key(scenario: Settings) -> None:
