@@ -101,8 +101,12 @@ class EventChecker:
             key = self.registry.check_signing_key(sealed.kid, sealed.actor, at, nid)
         except KeyRegistryError as exc:
             return KeyNotValid(str(exc), nid, oid, version)
-        message = envelope.signed_bytes(oid, version, topic, sealed.actor, sealed.at, sealed.kid,
-                                        sealed.payload)
+        try:
+            message = envelope.signed_bytes(oid, version, topic, sealed.actor, sealed.at,
+                                            sealed.kid, sealed.payload)
+        except ValueError as exc:  # a field no signed bytes can hold: it was never signed
+            return SignatureInvalid(f"the event as stored cannot have been signed: {exc}",
+                                    nid, oid, version)
         try:
             self._public(key.kid, key.public_key).verify(sealed.signature, message)
         except InvalidSignature:

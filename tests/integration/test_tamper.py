@@ -414,3 +414,18 @@ def test_a_checkpoint_with_a_forged_chain_root_is_named(scenario: Settings,
     report = verify(scenario)
     assert checks(report) == ["checkpoint"]
     assert report.failures[0].reason.startswith(f"checkpoint {seq} ")
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_a_topic_with_a_newline_is_named_not_a_crash(scenario: Settings, processes: bool) -> None:
+    """The signed bytes cannot hold such a topic (FORMAT.md §2): the event cannot have been
+    signed as stored, so its signature check fails, and verify goes on to the end."""
+    with engine_of(scenario) as engine:
+        row = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted"))
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {EVENTS_TABLE} SET topic = :t WHERE id = :id"),
+                         {"t": row.topic + "\nextra", "id": row.id})
+    report = verify(scenario, processes=processes)
+    assert ("signature", row.id) in named(report), report.failures
+    with engine_of(scenario) as engine:
+        assert report.events == len(events(engine))
