@@ -5,6 +5,8 @@ with its check's name and a short fact naming the notification, aggregate and ve
 
 1. key registry   every key event is signed by a platform key valid before it; the first one
                   registers the platform with the trusted key            (``check_registry``)
+   store          every event and log row holds values of the types the ledger writes (SQLite
+                  keeps any value in any column); one no check can read stops verify, named
 2. envelope       every stored state is a signed envelope              (``EventChecker.check``)
 3. key            the envelope's key belongs to the event's actor and was valid at its time
 4. signature      the Ed25519 signature covers exactly the documented bytes
@@ -27,6 +29,7 @@ processes for large stores, in threads for small ones (starting processes costs 
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import time
@@ -45,6 +48,15 @@ from keys.registry import KeyRegistry
 from keys.signer import b64
 from ledger import tables
 from ledger.recorder import TIME_TOLERANCE
+from ledger.row_types import (
+    EVENT_COLUMNS,
+    LOG_COLUMNS,
+    UNREADABLE,
+    mistyped,
+    shown,
+    unreadable,
+    well_typed,
+)
 from ledger.tables import stored_nodes
 from proofs import chain_map, envelope, merkle
 from proofs.checkpoint import Checkpoint
@@ -64,6 +76,7 @@ from proofs.failures import (
     ChainIndexMismatch,
     CheckpointInvalid,
     LogMismatch,
+    MalformedStore,
     RolledBack,
     TimeWentBack,
     VerificationFailure,
@@ -79,6 +92,12 @@ MAX_FAILURES_KEPT = 1000
 PROCESSES_FROM = 50_000  # events; below this, threads (no start-up cost) are faster overall
 
 RANK = {check: rank for rank, check in enumerate(CHECK_ORDER)}
+
+# A leaf hash no event has (RFC 6962 leaves are SHA-256 of 0x00 || …, this is of 0xff || …):
+# where an event's row cannot be read as one, the tree and chain take this in its place, so
+# its checkpoint's root differs as it would for any altered event.
+def unreadable_leaf(nid: int) -> bytes:
+    return hashlib.sha256(b"\xff" + str(nid).encode("ascii")).digest()
 
 Checked = tuple[list[VerificationFailure], float]  # a chunk's failures, and the seconds it took
 
@@ -199,21 +218,35 @@ class LedgerVerifier:
     def run(self) -> VerifyReport:
         report = VerifyReport()
         with self.engine.connect() as conn:
-            # Checkpoints first, then the events' upper bound: every checkpoint read is then
-            # about events at or below that bound, even while others keep writing. The bound
-            # covers what the log index names too, so deleted events are still seen.
-            last_seq = conn.execute(select(func.max(tables.checkpoints.c.seq))).scalar() or 0
-            max_id = max(conn.execute(select(func.max(self.events.c.id))).scalar() or 0,
-                         conn.execute(select(func.max(tables.log.c.notification_id))).scalar()
-                         or 0)
-            registry = self._check_registry(conn, max_id, report)
-            report.events = self._check_events(conn, registry, max_id, last_seq, report)
-            self.check_versions(conn, max_id)
-            self.check_chains(conn, report.events)
+            try:
+                self._run(conn, report)
+            except UNREADABLE as exc:
+                if not unreadable(exc):
+                    raise
+                # A value no check expects (SQLite keeps any value in any column) is a finding
+                # about the store, not a reason to end without a report.
+                self.failures.add(MalformedStore(
+                    f"the store holds a value the checks cannot read ({type(exc).__name__}: "
+                    f"{exc}); verify stopped there: the checks after it were not run"))
         report.failure_count = self.failures.count
         report.failures = self.failures.sorted()
         report.ok = self.failures.count == 0
         return report
+
+    def _run(self, conn: Connection, report: VerifyReport) -> None:
+        # Checkpoints first, then the events' upper bound: every checkpoint read is then about
+        # events at or below that bound, even while others keep writing. The bound covers what
+        # the log index names too, so deleted events are still seen.
+        last_seq = conn.execute(select(func.max(tables.checkpoints.c.seq))).scalar() or 0
+        integer_ids = ("WHERE typeof(notification_id) = 'integer'"
+                       if conn.dialect.name == "sqlite" else "")
+        max_id = max(conn.execute(select(func.max(self.events.c.id))).scalar() or 0,
+                     conn.exec_driver_sql(f"SELECT max(notification_id) FROM {tables.log.name} "
+                                          f"{integer_ids}").scalar() or 0)
+        registry = self._check_registry(conn, max_id, report)
+        report.events = self._check_events(conn, registry, max_id, last_seq, report)
+        self.check_versions(conn, max_id)
+        self.check_chains(conn, report.events)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -248,17 +281,23 @@ class LedgerVerifier:
     def _event_rows(self, conn: Connection, max_id: int) -> Iterator[Sequence[Any]]:
         # ids and the 16 bytes (SQLite) or text (PostgreSQL) of the originator id as stored:
         # converting each to a UUID object and back to text costs more than hashing the event
-        return self._pages(conn, "SELECT id, originator_id, originator_version, topic, state "
-                           f"FROM {self.events.name} WHERE id > {{}} AND id <= {{}} "
+        typed = well_typed(conn.dialect.name, EVENT_COLUMNS)
+        return self._pages(conn, "SELECT id, originator_id, originator_version, topic, state, "
+                           f"{typed} FROM {self.events.name} WHERE id > {{}} AND id <= {{}} "
                            f"ORDER BY id LIMIT {PAGE}", 0, max_id)
 
     def _log_rows(self, conn: Connection, max_id: int) -> Iterator[Any]:
+        typed = well_typed(conn.dialect.name, LOG_COLUMNS)
         for page in self._pages(
                 conn, "SELECT position, notification_id, originator_id, originator_version, "
-                f"leaf_hash, stream, subject FROM {tables.log.name} WHERE position > {{}} "
-                f"ORDER BY position LIMIT {PAGE}", -1):
+                f"leaf_hash, stream, subject, {typed} FROM {tables.log.name} "
+                f"WHERE position > {{}} ORDER BY position LIMIT {PAGE}", -1):
             for row in page:
-                if row[1] <= max_id:
+                if not row[7]:
+                    self.failures.add(MalformedStore(
+                        mistyped(tables.log.name, LOG_COLUMNS, row[:7]),
+                        row[1] if isinstance(row[1], int) else None))
+                elif row[1] <= max_id:
                     yield row
 
     def _checkpoint_rows(self, conn: Connection, last_seq: int) -> Iterator[Any]:
@@ -320,16 +359,22 @@ class LedgerVerifier:
             self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map, last_nid)
             for page in self._event_rows(conn, max_id):
                 chunk: list[Row] = []
-                for nid, raw_oid, version, topic, state in page:
-                    oid = oid_text(raw_oid)
-                    state = bytes(state)
-                    leaf = leaf_hash(oid, version, topic, state)
+                for nid, raw_oid, version, topic, state, typed in page:
                     at: str | None
                     payload: bytes | None
-                    try:
-                        _, at, _, payload = header_fields(state)
-                    except ValueError:  # the envelope check reports it
-                        at = payload = None
+                    if typed:
+                        oid = oid_text(raw_oid)
+                        state = bytes(state)
+                        leaf = leaf_hash(oid, version, topic, state)
+                        try:
+                            _, at, _, payload = header_fields(state)
+                        except ValueError:  # the envelope check reports it
+                            at = payload = None
+                    else:  # named here; checked no further, and its checkpoint's root differs
+                        fail(MalformedStore(mistyped(self.events.name, EVENT_COLUMNS,
+                                                        (raw_oid, version, topic, state)), nid))
+                        oid, version, topic, state = shown(raw_oid), 0, "?", b""
+                        leaf, at, payload = unreadable_leaf(nid), None, None
                     while logged is not None and logged[1] < nid:
                         self._missing(logged)
                         logged = next(log_rows, None)
@@ -354,7 +399,8 @@ class LedgerVerifier:
                     if (self.signed_record is not None
                             and tree.size == self.signed_record.tree_size):
                         self._record_root = tree.root()
-                    chunk.append((nid, oid, version, topic, state))
+                    if typed:
+                        chunk.append((nid, oid, version, topic, state))
                     if checkpoints.pending is not None and checkpoints.pending.tree_size == tree.size:
                         self._close_checkpoints(conn, registry, checkpoints, tree, recomputed_map,
                                                 last_nid)
@@ -513,6 +559,8 @@ class LedgerVerifier:
         expected = 1
         first_subject: str | None = None
         for raw_oid, version, nid, position, subject in rows:
+            if not isinstance(version, int):
+                continue  # the pass names the row (SQLite keeps any value in any column)
             if raw_oid != current:
                 current, expected, first_subject = raw_oid, 1, subject
             if version != expected:

@@ -16,6 +16,7 @@ stored event, it also names the event's notification id, aggregate and version.
 | issuer            |                              | IssuerInvalid                         |
 | checkpoint        | MalformedCheckpoint          | CheckpointInvalid                     |
 | consistency       |                              | CheckpointInconsistent                |
+| store             | MalformedStore               |                                       |
 | envelope          | MalformedEnvelope            |                                       |
 | key               |                              | KeyNotValid                           |
 | signature         |                              | SignatureInvalid                      |
@@ -122,6 +123,13 @@ class MalformedCheckpoint(MalformedInput, ValueError):
     check = "checkpoint"
 
 
+class MalformedStore(MalformedInput):
+    """A row holds a value of a type the ledger never writes (SQLite keeps any value in any
+    column), or one the checks cannot read at all (then they stop there, and say so)."""
+
+    check = "store"
+
+
 class MalformedEnvelope(MalformedInput):
     check = "envelope"
 
@@ -218,6 +226,6 @@ class WitnessQuorumNotMet(InauthenticData):
 # The order in which failures about the same event are reported, so "the first failure" is
 # stable: the check a later one depends on comes first.
 CHECK_ORDER = ("document", "extract-signature", "payload", "order", "registry", "issuer",
-               "envelope", "key", "signature", "time", "log", "version", "checkpoint",
+               "store", "envelope", "key", "signature", "time", "log", "version", "checkpoint",
                "consistency", "rollback", "inclusion", "membership", "completeness", "chains",
                "state", "witnesses", "timestamp")

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from domain.clock import naive_utc
 from keys.signer import Signer
@@ -429,3 +430,66 @@ def test_a_topic_with_a_newline_is_named_not_a_crash(scenario: Settings, process
     assert ("signature", row.id) in named(report), report.failures
     with engine_of(scenario) as engine:
         assert report.events == len(events(engine))
+
+
+# -- values of another type: SQLite keeps any value in any column, PostgreSQL refuses them ------
+
+E, L = EVENTS_TABLE, "ledger_log"
+MISTYPED = {  # what an insider writes on each database, and the check verify names on SQLite
+    "id as text": ({"sqlite": f"UPDATE {E} SET originator_id = 'hello' WHERE id = :id",
+                    "postgresql": f"UPDATE {E} SET originator_id = 'hello' WHERE id = :id"},
+                   "store"),
+    "version as text": ({"sqlite": f"UPDATE {E} SET originator_version = 'x' WHERE id = :id",
+                         "postgresql": f"UPDATE {E} SET originator_version = 'x' WHERE id = :id"},
+                        "store"),
+    "state as text": ({"sqlite": f"UPDATE {E} SET state = CAST(state AS TEXT) WHERE id = :id",
+                       "postgresql": f"UPDATE {E} SET state = CAST(state AS TEXT) WHERE id = :id"},
+                      "store"),
+    "topic as bytes": ({"sqlite": f"UPDATE {E} SET topic = CAST(topic AS BLOB) WHERE id = :id",
+                        "postgresql": f"UPDATE {E} SET topic = convert_to(topic, 'UTF8') "
+                                      "WHERE id = :id"}, "store"),
+    "topic not UTF-8": ({"sqlite": f"UPDATE {E} SET topic = CAST(x'ff41' AS TEXT) WHERE id = :id",
+                         "postgresql": f"UPDATE {E} SET topic = convert_from('\\xff41'::bytea, "
+                                       "'UTF8') WHERE id = :id"}, "store"),
+    "leaf as text": ({"sqlite": f"UPDATE {L} SET leaf_hash = 'abc' WHERE notification_id = :id",
+                      "postgresql": f"UPDATE {L} SET leaf_hash = 'abc'::text "
+                                    "WHERE notification_id = :id"}, "store"),
+    "log position as text": ({"sqlite": f"UPDATE {L} SET position = 'x' WHERE notification_id = :id",
+                              "postgresql": f"UPDATE {L} SET position = 'x' "
+                                            "WHERE notification_id = :id"}, "store"),
+    "log event as text": ({"sqlite": f"UPDATE {L} SET notification_id = 'x' "
+                                     "WHERE notification_id = :id",
+                           "postgresql": f"UPDATE {L} SET notification_id = 'x' "
+                                         "WHERE notification_id = :id"}, "log"),
+    "chain head as text": ({"sqlite": "UPDATE ledger_chains SET head = 'x' WHERE chain = "
+                                      "(SELECT subject FROM ledger_log WHERE notification_id = :id)",
+                            "postgresql": "UPDATE ledger_chains SET head = 'x'::text WHERE chain = "
+                                          "(SELECT subject FROM ledger_log "
+                                          "WHERE notification_id = :id)"}, "store"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISTYPED))
+def test_a_value_of_another_type_is_named_not_a_crash(scenario: Settings, case: str) -> None:
+    statements, check = MISTYPED[case]
+    with engine_of(scenario) as engine:
+        row = next(r for r in events(engine) if r.topic.endswith("CreditRecord.Submitted"))
+        statement = text(statements[engine.dialect.name])
+        if engine.dialect.name == "postgresql":
+            try:
+                with engine.begin() as conn:
+                    conn.execute(statement, {"id": row.id})
+            except DBAPIError:  # its column types refuse the value: nothing changed
+                assert verify(scenario).ok
+            else:  # taken as its text (bytes to text is an assignment cast): a changed event
+                assert ("signature", row.id) in named(verify(scenario))
+            return
+        with engine.begin() as conn:
+            conn.execute(statement, {"id": row.id})
+    for processes in (False, True):
+        report = verify(scenario, processes=processes)
+        assert not report.ok
+        assert check in checks(report), report.failures
+        named_here = [f for f in report.failures if f.check == check]
+        if check == "store" and "stopped" not in named_here[0].reason:
+            assert named_here[0].notification_id == row.id  # the row, not only the table
