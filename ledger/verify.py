@@ -244,9 +244,8 @@ class LedgerVerifier:
                      conn.exec_driver_sql(f"SELECT max(notification_id) FROM {tables.log.name} "
                                           f"{integer_ids}").scalar() or 0)
         registry = self._check_registry(conn, max_id, report)
+        # checks 6 and 9 run inside the pass, while its signature checkers are busy
         report.events = self._check_events(conn, registry, max_id, last_seq, report)
-        self.check_versions(conn, max_id)
-        self.check_chains(conn, report.events)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -255,7 +254,7 @@ class LedgerVerifier:
         # to text costs more than hashing the event.
         return type_coerce(self.events.c.originator_id, NullType()).label("originator_id")
 
-    def _pages(self, conn: Connection, query: str, after: int, *bound: int
+    def _pages(self, conn: Connection, query: str, after: Any, *bound: int
                ) -> Iterator[Sequence[Any]]:
         """Pages of ``query`` (its key first, ``{}`` where the parameters go), key after key.
 
@@ -406,12 +405,20 @@ class LedgerVerifier:
                                                 last_nid)
                 futures.extend(pool.submit(check_rows, chunk[i:i + CHUNK])
                                for i in range(0, len(chunk), CHUNK))
+                if not seen:
+                    # Worker processes take about half a second to start (each imports
+                    # cryptography), which this process would spend waiting for them.
+                    self.check_versions(conn, max_id)
                 seen += len(page)
                 # Back-pressure: reading runs far ahead of checking signatures, and unchecked
                 # pages waiting in memory would make memory grow with the store.
                 self._collect(futures, wait=False, keep=IN_FLIGHT * self.workers)
                 if self.progress is not None:
                     self.progress(seen)
+            if not seen:
+                self.check_versions(conn, max_id)
+            # the chain index is compared while the last chunks' signatures are checked
+            self.check_chains(conn, tree.size)
             self._collect(futures, wait=True)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -580,11 +587,11 @@ class LedgerVerifier:
     def check_chains(self, conn: Connection, size: int) -> None:
         """The stored chain index equals the one recomputed from the events (when nothing was
         written during the run: a live ledger moves on, and is checked the next time)."""
-        c = tables.chains
         recomputed = self.recomputed_map
-        rows = conn.execution_options(yield_per=PAGE).execute(
-            select(c.c.chain, c.c.key_hash, c.c.bucket, c.c.length, c.c.head, c.c.position)
-            .order_by(c.c.chain))
+        rows = (row for page in self._pages(
+            conn, "SELECT chain, key_hash, bucket, length, head, position FROM "
+            f"{tables.chains.name} WHERE chain > {{}} ORDER BY chain LIMIT {PAGE}", "")
+            for row in page)
         seen = 0
         differing: list[str] = []
         for chain, hkey, bucket, length, head, position in rows:

@@ -189,13 +189,20 @@ class ChainMap:
         self._entry_hashes: dict[bytes, bytes] = {}
         self._dirty: set[bytes] = set()  # key hashes of the chains changed since ``root``
         self._root = EMPTY_MAP_ROOT
+        # each chain appended to: its key hash and its bucket's entries (a subject's next event
+        # then costs no hash of its key and no look-up of its bucket)
+        self._appended: dict[str, tuple[bytes, dict[bytes, tuple[int, bytes]]]] = {}
 
     def append(self, key: str, leaf_hash: bytes) -> None:
-        hkey = _sha256(KEY_PREFIX + key.encode("utf-8")).digest()
-        bucket = (hkey[0] << 8) | hkey[1]
-        entries = self.buckets.get(bucket)
-        if entries is None:
-            entries = self.buckets[bucket] = {}
+        known = self._appended.get(key)
+        if known is None:
+            hkey = _sha256(KEY_PREFIX + key.encode("utf-8")).digest()
+            bucket = (hkey[0] << 8) | hkey[1]
+            entries = self.buckets.get(bucket)
+            if entries is None:
+                entries = self.buckets[bucket] = {}
+            known = self._appended[key] = (hkey, entries)
+        hkey, entries = known
         length, head = entries.get(hkey, (0, EMPTY_HEAD))
         entries[hkey] = (length + 1, _sha256(CHAIN_PREFIX + head + leaf_hash).digest())
         self._dirty.add(hkey)
