@@ -20,7 +20,7 @@ from keys.signer import Signer
 from keys.store import KeyStore
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.settings import Settings
-from ledger.verify import LedgerVerifier, VerifyReport
+from ledger.verify import LedgerVerifier, VerifyReport, read_in_key_order
 from proofs import envelope
 from proofs.checkpoint import make_checkpoint, parse_checkpoint
 from tests.conftest import ATTACKER_COPIES, PASSPHRASE
@@ -493,3 +493,27 @@ def test_a_value_of_another_type_is_named_not_a_crash(scenario: Settings, case: 
         named_here = [f for f in report.failures if f.check == check]
         if check == "store" and "stopped" not in named_here[0].reason:
             assert named_here[0].notification_id == row.id  # the row, not only the table
+
+
+# -- reading: verify's cost must not grow faster than the store ----------------------------------
+
+
+@pytest.mark.parametrize("read", ["events", "log"])
+def test_the_pass_reads_its_pages_in_index_order(scenario: Settings, read: str) -> None:
+    """Without statistics (a store just written, not yet analysed), PostgreSQL's planner sorted
+    every row after a page's key for each page: verify grew with the square of the store."""
+    app = CreditLedger(scenario)
+    try:
+        verifier = LedgerVerifier(app.engine, app.recorder.events_table)
+        with app.engine.connect() as conn:
+            dialect = conn.dialect.name
+            read_in_key_order(conn)
+            query = verifier.event_pages(dialect) if read == "events" else verifier.log_pages(dialect)
+            mark = "?" if dialect == "sqlite" else "%s"
+            params = (0, 10**9) if read == "events" else (-1,)
+            explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+            plan = " | ".join(str(row) for row in conn.exec_driver_sql(
+                explain + query.format(*[mark] * len(params)), params))
+    finally:
+        app.close()
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
