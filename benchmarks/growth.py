@@ -8,7 +8,10 @@ each size, the bench takes: the cost of writing an event at that size (the last 
 before it), a whole-store `verify` (and how busy its signature checkers were), a rebuild of the
 subjects read model with 1 and with 2 worker processes, and the history of the 20- and
 1,000-record subjects. It prints the cost per event at each size and the ratio last ÷ first
-(1.00: flat), and merges the figures into benchmarks/results/latest.json.
+(1.00: flat), and merges the figures into benchmarks/results/latest.json. The shares of raw
+signing and verifying are of raw figures taken beside the last size (signing right after its
+ingest window, verifying before and after its verify): on a shared host the machine's speed moves
+within a run, and the figures of its start no longer describe the machine an hour later.
 """
 
 from __future__ import annotations
@@ -114,14 +117,21 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
     print(f"rate at {last['size']} ÷ rate at {first['size']} (1.00 is flat; target ingest >= 0.85):")
     for name, ratio in ratios.items():
         print(f"  {name:<22}{ratio:>6.2f}")
-    ingest_share = last["ingest_events_per_s"] / sign_per_s
-    verify_share = 1e6 / last["verify_us_per_event"] / (verify_per_s * cores)
+    # the shares are of the raw figures taken beside the last size (the machine's speed moves
+    # within a run); those of the run's start are printed too
+    sign_here = last.get("raw_sign_per_s", sign_per_s)
+    verify_here = last.get("raw_verify_per_s", verify_per_s)
+    ingest_share = last["ingest_events_per_s"] / sign_here
+    verify_share = 1e6 / last["verify_us_per_event"] / (verify_here * cores)
     verify_ceiling = 1e6 / last["verify_us_per_event"] / verify_all_cores_per_s
     print(f"signed ingest at {last['size']}: {last['ingest_events_per_s']:.0f}/s = "
-          f"{ingest_share:.2f} of one core's raw signing ({sign_per_s:.0f}/s)")
+          f"{ingest_share:.2f} of one core's raw signing beside it ({sign_here:.0f}/s; "
+          f"{sign_per_s:.0f}/s at the start: {last['ingest_events_per_s'] / sign_per_s:.2f})")
     print(f"verify at {last['size']}: {1e6 / last['verify_us_per_event']:.0f}/s = "
-          f"{verify_share:.2f} of {cores} x raw verify ({verify_per_s:.0f}/s), "
-          f"{verify_ceiling:.2f} of raw verify on {cores} cores at once "
+          f"{verify_share:.2f} of {cores} x raw verify beside it ({verify_here:.0f}/s; "
+          f"{verify_per_s:.0f}/s at the start: "
+          f"{1e6 / last['verify_us_per_event'] / (verify_per_s * cores):.2f}), "
+          f"{verify_ceiling:.2f} of raw verify on {cores} cores at once at the start "
           f"({verify_all_cores_per_s:.0f}/s); its signature checkers busy "
           f"{last['verify_busy_share']:.0%} of the pass")
     figures: dict[str, Any] = {
