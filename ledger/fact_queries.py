@@ -42,8 +42,13 @@ def _uuid_as_text(element: _UuidText, compiler: Any, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
 
 
+def oid_as_stored(column: Any) -> Any:
+    """An originator id column as the database gives it cheapest (``_UuidText``)."""
+    return _UuidText(column)
+
+
 def _oid(column: Any) -> Any:
-    return _UuidText(column).label(column.name)
+    return oid_as_stored(column).label(column.name)
 
 
 def read_facts(connection: Connection, events: Table, subject: str) -> list[Fact]:

@@ -40,13 +40,14 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, select, type_coerce
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import NullType
 
 from domain.identifiers import mask_subject_key
 from keys.registry import KeyRegistry
 from keys.signer import b64
 from ledger import tables
+from ledger.fact_queries import oid_as_stored
 from ledger.recorder import TIME_TOLERANCE
 from ledger.row_types import (
     EVENT_COLUMNS,
@@ -93,11 +94,10 @@ PROCESSES_FROM = 50_000  # events; below this, threads (no start-up cost) are fa
 
 RANK = {check: rank for rank, check in enumerate(CHECK_ORDER)}
 
-def _oid(dialect: str) -> str:
-    """The originator id as the driver returns it cheapest: SQLite's 16 bytes, PostgreSQL's text
-    (psycopg2, as SQLAlchemy registers it, makes a UUID object of a uuid column: 4 µs an event
-    of the reader's time for the events and their log rows, to be turned back into text)."""
-    return "originator_id" if dialect == "sqlite" else "originator_id::text"
+def _oid(table: Table, dialect: Dialect) -> str:
+    # psycopg2, as SQLAlchemy registers it, makes a UUID object of a uuid column: 4 µs an event
+    # of the reader's time for the events and their log rows, to be turned back into text
+    return str(oid_as_stored(table.c.originator_id).compile(dialect=dialect))
 
 
 def read_in_key_order(conn: Connection) -> None:
@@ -300,23 +300,24 @@ class LedgerVerifier:
     def _event_rows(self, conn: Connection, max_id: int) -> Iterator[Sequence[Any]]:
         # ids and the 16 bytes (SQLite) or text (PostgreSQL) of the originator id as stored:
         # converting each to a UUID object and back to text costs more than hashing the event
-        return self._pages(conn, self.event_pages(conn.dialect.name), 0, max_id)
+        return self._pages(conn, self.event_pages(conn.dialect), 0, max_id)
 
-    def event_pages(self, dialect: str) -> str:
+    def event_pages(self, dialect: Dialect) -> str:
         """The pass's read of the events: a page after a key (``{}``: the key, the bound)."""
-        return (f"SELECT id, {_oid(dialect)}, originator_version, topic, state, "
-                f"{well_typed(dialect, EVENT_COLUMNS)} FROM {self.events.name} "
+        return (f"SELECT id, {_oid(self.events, dialect)}, originator_version, topic, state, "
+                f"{well_typed(dialect.name, EVENT_COLUMNS)} FROM {self.events.name} "
                 f"WHERE id > {{}} AND id <= {{}} ORDER BY id LIMIT {PAGE}")
 
     @staticmethod
-    def log_pages(dialect: str) -> str:
+    def log_pages(dialect: Dialect) -> str:
         """The pass's read of the log index: a page after a position (``{}``)."""
-        return (f"SELECT position, notification_id, {_oid(dialect)}, originator_version, "
-                f"leaf_hash, stream, subject, {well_typed(dialect, LOG_COLUMNS)} "
-                f"FROM {tables.log.name} WHERE position > {{}} ORDER BY position LIMIT {PAGE}")
+        return (f"SELECT position, notification_id, {_oid(tables.log, dialect)}, "
+                f"originator_version, leaf_hash, stream, subject, "
+                f"{well_typed(dialect.name, LOG_COLUMNS)} FROM {tables.log.name} "
+                f"WHERE position > {{}} ORDER BY position LIMIT {PAGE}")
 
     def _log_rows(self, conn: Connection, max_id: int) -> Iterator[Any]:
-        for page in self._pages(conn, self.log_pages(conn.dialect.name), -1):
+        for page in self._pages(conn, self.log_pages(conn.dialect), -1):
             for row in page:
                 if not row[7]:
                     self.failures.add(MalformedStore(
@@ -581,7 +582,7 @@ class LedgerVerifier:
 
     def _check_aggregates(self, conn: Connection, raw_oids: list[Any], max_id: int) -> None:
         e, log = self.events, tables.log
-        raw_oid_column = type_coerce(e.c.originator_id, NullType())
+        raw_oid_column = self._raw_id()
         rows = conn.execute(
             select(raw_oid_column, e.c.originator_version, e.c.id, log.c.position, log.c.subject)
             .select_from(e.outerjoin(log, log.c.notification_id == e.c.id))
