@@ -435,16 +435,17 @@ def test_a_topic_with_a_newline_is_named_not_a_crash(scenario: Settings, process
 # -- values of another type: SQLite keeps any value in any column, PostgreSQL refuses them ------
 
 E, L = EVENTS_TABLE, "ledger_log"
+
+
+def both(statement: str) -> dict[str, str]:
+    """The same statement on either database."""
+    return {"sqlite": statement, "postgresql": statement}
+
+
 MISTYPED = {  # what an insider writes on each database, and the check verify names on SQLite
-    "id as text": ({"sqlite": f"UPDATE {E} SET originator_id = 'hello' WHERE id = :id",
-                    "postgresql": f"UPDATE {E} SET originator_id = 'hello' WHERE id = :id"},
-                   "store"),
-    "version as text": ({"sqlite": f"UPDATE {E} SET originator_version = 'x' WHERE id = :id",
-                         "postgresql": f"UPDATE {E} SET originator_version = 'x' WHERE id = :id"},
-                        "store"),
-    "state as text": ({"sqlite": f"UPDATE {E} SET state = CAST(state AS TEXT) WHERE id = :id",
-                       "postgresql": f"UPDATE {E} SET state = CAST(state AS TEXT) WHERE id = :id"},
-                      "store"),
+    "id as text": (both(f"UPDATE {E} SET originator_id = 'hello' WHERE id = :id"), "store"),
+    "version as text": (both(f"UPDATE {E} SET originator_version = 'x' WHERE id = :id"), "store"),
+    "state as text": (both(f"UPDATE {E} SET state = CAST(state AS TEXT) WHERE id = :id"), "store"),
     "topic as bytes": ({"sqlite": f"UPDATE {E} SET topic = CAST(topic AS BLOB) WHERE id = :id",
                         "postgresql": f"UPDATE {E} SET topic = convert_to(topic, 'UTF8') "
                                       "WHERE id = :id"}, "store"),
@@ -454,13 +455,10 @@ MISTYPED = {  # what an insider writes on each database, and the check verify na
     "leaf as text": ({"sqlite": f"UPDATE {L} SET leaf_hash = 'abc' WHERE notification_id = :id",
                       "postgresql": f"UPDATE {L} SET leaf_hash = 'abc'::text "
                                     "WHERE notification_id = :id"}, "store"),
-    "log position as text": ({"sqlite": f"UPDATE {L} SET position = 'x' WHERE notification_id = :id",
-                              "postgresql": f"UPDATE {L} SET position = 'x' "
-                                            "WHERE notification_id = :id"}, "store"),
-    "log event as text": ({"sqlite": f"UPDATE {L} SET notification_id = 'x' "
-                                     "WHERE notification_id = :id",
-                           "postgresql": f"UPDATE {L} SET notification_id = 'x' "
-                                         "WHERE notification_id = :id"}, "log"),
+    "log position as text": (both(f"UPDATE {L} SET position = 'x' WHERE notification_id = :id"),
+                             "store"),
+    "log event as text": (both(f"UPDATE {L} SET notification_id = 'x' "
+                               "WHERE notification_id = :id"), "log"),
     "chain head as text": ({"sqlite": "UPDATE ledger_chains SET head = 'x' WHERE chain = "
                                       "(SELECT subject FROM ledger_log WHERE notification_id = :id)",
                             "postgresql": "UPDATE ledger_chains SET head = 'x'::text WHERE chain = "
@@ -508,7 +506,8 @@ def test_the_pass_reads_its_pages_in_index_order(scenario: Settings, read: str) 
         with app.engine.connect() as conn:
             dialect = conn.dialect.name
             read_in_key_order(conn)
-            query = verifier.event_pages(dialect) if read == "events" else verifier.log_pages(dialect)
+            query = (verifier.event_pages(conn.dialect) if read == "events"
+                     else verifier.log_pages(conn.dialect))
             mark = "?" if dialect == "sqlite" else "%s"
             params = (0, 10**9) if read == "events" else (-1,)
             explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
