@@ -3,6 +3,7 @@ persons (resident ID number), with their names over time."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -21,6 +22,7 @@ class InvalidSubject(DomainError):
     pass
 
 
+@lru_cache(maxsize=1 << 16)  # an import names each subject in every batch it appears in
 def subject_id(subject_key: str) -> UUID:
     """One Subject aggregate per identifier."""
     return uuid5(NAMESPACE_URL, f"credit-ledger:subject:{subject_key}")
