@@ -27,6 +27,11 @@ def now() -> datetime:
     return frozen if frozen is not None else datetime.now(UTC)
 
 
+def frozen_instant() -> datetime | None:
+    """The time :func:`frozen_at` set here, if any: for work handed to another process."""
+    return _frozen.get()
+
+
 def as_utc(moment: datetime) -> datetime:
     """The same instant in UTC; naive datetimes are refused rather than guessed."""
     if moment.tzinfo is None:

@@ -8,10 +8,9 @@ policies, both refreshed from the log before every save. The credit workflows ar
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -41,7 +40,8 @@ from ledger.errors import (
     NotInitialised,
 )
 from ledger.fact_queries import fact_from_row, read_facts
-from ledger.mapper import DateAsISO, SigningMapper
+from ledger.mapper import SigningMapper, register_payload_types
+from ledger.presigning import Presigner, presigning
 from ledger.recorder import Extends, LedgerCorrupted, LedgerRecorder, LogEntry, StoreRolledBack
 from ledger.settings import Settings
 from ledger.signing import Presigned, SigningEventStore, SigningSession
@@ -73,6 +73,8 @@ class CreditLedger(Application[UUID]):
         self.settings = settings
         self.keystore = keystore or KeyStore(settings.keys_dir, settings.secret_for,
                                              settings.kdf_iterations)
+        # a process may open the same keys from the settings (ledger/presigning.py)
+        self._keys_from_settings = keystore is None
         self._replay = RegistryReplay()
         self._registry_position = -1
         self.policies = PolicyBook()
@@ -104,13 +106,7 @@ class CreditLedger(Application[UUID]):
         return SigningMapper(self.construct_transcoder())
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(DateAsISO())
-        # Signed payloads are strict JSON: NaN and Infinity are refused, never written (a court's
-        # parser would reject the extract)
-        transcoder.encoder = json.JSONEncoder(default=transcoder.encoder.default,
-                                              separators=(",", ":"), ensure_ascii=False,
-                                              allow_nan=False)
+        register_payload_types(transcoder)  # the library's three, and calendar dates
 
     def construct_recorder(self) -> LedgerRecorder:
         datastore = self.factory.datastore  # type: ignore[attr-defined]
@@ -210,6 +206,12 @@ class CreditLedger(Application[UUID]):
         session, seen = snapshot
         stored_events = self.mapper.start_signing(events, session)
         return lambda: Presigned(events, stored_events(), seen)
+
+    def presigning(self, processes: bool | None = None) -> AbstractContextManager[Presigner]:
+        """Batches built and signed ahead of their save, in a process of their own once it has
+        started (``ledger.presigning``)."""
+        return presigning(self.start_presigning,
+                          self.settings if self._keys_from_settings else None, processes)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ and the signed bytes are specified in docs/FORMAT.md and implemented in ``proofs
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -17,11 +18,15 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
     Mapper,
     MapperDeserialisationError,
     StoredEvent,
     Transcoder,
     Transcoding,
+    UUIDAsHex,
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -101,6 +106,24 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+def register_payload_types(transcoder: JSONTranscoder) -> None:
+    """The types a payload holds beyond JSON's (FORMAT.md §2), and how it is written."""
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+        transcoder.register(transcoding)
+    # Signed payloads are strict JSON: NaN and Infinity are refused, never written (a court's
+    # parser would reject the extract)
+    transcoder.encoder = json.JSONEncoder(default=transcoder.encoder.default,
+                                          separators=(",", ":"), ensure_ascii=False,
+                                          allow_nan=False)
+
+
+def payload_transcoder() -> JSONTranscoder:
+    """The ledger's transcoder, for a mapper outside the application (a presigning process)."""
+    transcoder = JSONTranscoder()
+    register_payload_types(transcoder)
+    return transcoder
 
 
 class SigningMapper(Mapper[UUID]):

@@ -8,10 +8,8 @@ Rules live in the aggregates; what a rule needs to know about a subject comes fr
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -47,6 +45,7 @@ from ledger.errors import (
     SubjectNotRegistered,
     SubjectRegisteredMeanwhile,
 )
+from ledger.presigning import Presigner
 from ledger.signing import Presigned, SigningSession
 from workflows.policy_files import bundled_policies
 
@@ -84,6 +83,23 @@ def case_number(prefix: str, day: date, *parts: object) -> str:
     """A stable file number from what identifies the case, e.g. ``YY-2026-3f9a1c2e``."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:8]
     return f"{prefix}-{day.year}-{digest}"
+
+
+def submission_events(batch: Sequence[RecordSubmission], catalogues: Sequence[Any]
+                      ) -> list[CreditRecord.Event]:
+    """The Submitted events of a batch of records, each under the catalogue in force on its
+    decision date. Reads nothing of the ledger: a presigning process runs it too."""
+    events = [
+        CreditRecord.submission(
+            actor=s.actor, subject=s.subject, item_code=s.item_code,
+            decision_number=s.decision_number, decision_date=s.decision_date,
+            summary=s.summary, details=s.details, catalogue=catalogue)
+        for s, catalogue in zip(batch, catalogues, strict=True)
+    ]
+    ids = [e.originator_id for e in events]
+    if len(set(ids)) != len(ids):
+        raise RecordAlreadySubmitted("the batch submits the same record twice")
+    return events
 
 
 class CreditServices:
@@ -160,35 +176,32 @@ class CreditServices:
         batch = list(submissions)
         return self._store_records(batch, self._sign_records(*self._ready(batch))()).record_ids
 
-    def submit_record_batches(self, batches: Iterable[Sequence[RecordSubmission]]
-                              ) -> Iterator[SubmittedBatch]:
+    def submit_record_batches(self, batches: Iterable[Sequence[RecordSubmission]],
+                              processes: bool | None = None) -> Iterator[SubmittedBatch]:
         """Submit batches in turn, each as ``submit_records`` does (its own transaction, all
         or nothing), yielding each once it is written; the first refusal stops the run with
-        the batches before it written. The next batch's records are built and signed on
-        another thread while this one is written (an import, the bench)."""
+        the batches before it written. The next batch's records are built and signed while
+        this one is written (an import, the bench): from the second batch on, in a process of
+        their own once it has started (``ledger.presigning``; ``processes`` as there)."""
         source = iter(batches)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="credit-prepare")
-        try:
-            pending = self._sign_later(pool, next(source, None))
+        with self.ledger.presigning(processes) as presigner:
+            pending = self._sign_later(presigner, next(source, None))
             while pending is not None:
                 batch, signing = pending
-                presigned = signing.result()()
-                pending = self._sign_later(pool, next(source, None))
+                presigned = signing()
+                following = next(source, None)
+                if following is not None:
+                    presigner.start_process()  # an import of one batch does not wait for it
+                pending = self._sign_later(presigner, following)
                 yield self._store_records(batch, presigned)
-        finally:  # a refusal, or the caller stopped: the batch being signed is dropped
-            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _sign_later(self, pool: Executor, batch: Sequence[RecordSubmission] | None
-                    ) -> tuple[list[RecordSubmission], Future[Callable[[], Presigned]]] | None:
+    def _sign_later(self, presigner: Presigner, batch: Sequence[RecordSubmission] | None
+                    ) -> tuple[list[RecordSubmission], Callable[[], Presigned]] | None:
         if batch is None:
             return None
         batch = list(batch)
-        ready = self._ready(batch)  # on this thread: what it reads of the ledger
-        context = contextvars.copy_context()  # the caller's clock (a demo city's is set)
-
-        def sign() -> Callable[[], Presigned]:
-            return context.run(self._sign_records, *ready)
-        return batch, pool.submit(sign)
+        _, catalogues, snapshot = self._ready(batch)  # here: what it reads of the ledger
+        return batch, presigner.presign(submission_events, (batch, catalogues), snapshot)
 
     def _ready(self, batch: Sequence[RecordSubmission]
                ) -> tuple[Sequence[RecordSubmission], list[Any], tuple[SigningSession, int]]:
@@ -203,17 +216,7 @@ class CreditServices:
                       snapshot: tuple[SigningSession, int]) -> Callable[[], Presigned]:
         """The batch's Submitted events, their signing started (reads nothing of the ledger:
         any thread); the call returned waits for the signatures."""
-        events = [
-            CreditRecord.submission(
-                actor=s.actor, subject=s.subject, item_code=s.item_code,
-                decision_number=s.decision_number, decision_date=s.decision_date,
-                summary=s.summary, details=s.details, catalogue=catalogue)
-            for s, catalogue in zip(batch, catalogues, strict=True)
-        ]
-        ids = [e.originator_id for e in events]
-        if len(set(ids)) != len(ids):
-            raise RecordAlreadySubmitted("the batch submits the same record twice")
-        return self.ledger.start_presigning(events, snapshot)
+        return self.ledger.start_presigning(submission_events(batch, catalogues), snapshot)
 
     def _store_records(self, batch: Sequence[RecordSubmission],
                        presigned: Presigned) -> SubmittedBatch:

@@ -1,11 +1,14 @@
 """Batches submitted in turn (an import): each batch's records are built and signed on another
-thread while the batch before is written. What is written must be what ``submit_records``
-writes batch by batch, a refusal must stop the run where it happens, and records signed ahead
-must not keep a key the log retired meanwhile."""
+thread, or in a process of their own, while the batch before is written. What is written must be
+what ``submit_records`` writes batch by batch (wherever it was signed), a refusal must stop the
+run where it happens, and records signed ahead must not keep a key the log retired meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -17,10 +20,11 @@ from domain.records import record_id
 from ledger import tables
 from ledger.application import CreditLedger
 from ledger.errors import RecordAlreadySubmitted
+from ledger.presigning import Presigner
 from proofs import envelope
 from tests.conftest import ENTERPRISE, PERSON, at, submission
 from tests.integration.test_ledger import counts, verify_clean
-from workflows.services import CreditServices, RecordSubmission
+from workflows.services import CreditServices, RecordSubmission, submission_events
 
 OTHER = SubjectRef("uscc", "914403001922038216")  # a valid code, as the others
 
@@ -41,16 +45,38 @@ def kids(app: CreditLedger, ids: list[str]) -> set[str]:
     return {envelope.decode(bytes(state)).kid for state in states}
 
 
+def presigners(ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> list[Presigner]:
+    """The presigners the ledger hands out from now on (to see where batches were signed)."""
+    made: list[Presigner] = []
+    opened = ledger.presigning
+
+    @contextmanager
+    def presigning(processes: bool | None = None) -> Iterator[Presigner]:
+        with opened(processes) as presigner:
+            made.append(presigner)
+            yield presigner
+    monkeypatch.setattr(ledger, "presigning", presigning)
+    return made
+
+
+IN_PROCESS = pytest.mark.parametrize("processes", [False, True], ids=["thread", "process"])
+
+
 @pytest.mark.initialised
+@IN_PROCESS
 def test_batches_in_turn_write_what_submit_records_writes(
-        ledger: CreditLedger, services: CreditServices) -> None:
+        ledger: CreditLedger, services: CreditServices, processes: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made = presigners(ledger, monkeypatch)
     batches = [
         [submission("tax", 1), submission("tax", 2, subject=PERSON)],
         [submission("tax", 3), submission("market", 4, subject=OTHER)],  # one known, one new
         [submission("court", 5, subject=PERSON)],
     ]
     with clock.frozen_at(at("2020-02-01T00:00:00")):
-        written = list(services.submit_record_batches(batches))
+        written = list(services.submit_record_batches(batches, processes=processes))
+    # the first batch on the thread (the process starts once a second batch comes)
+    assert [p.batches_in_process for p in made] == [2 if processes else 0]
     assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(b) for b in batches]
     assert [w.subjects_registered for w in written] == [2, 1, 0]
     with ledger.engine.connect() as conn:
@@ -63,8 +89,9 @@ def test_batches_in_turn_write_what_submit_records_writes(
 
 
 @pytest.mark.initialised
+@IN_PROCESS
 def test_a_refused_batch_stops_the_run_with_the_batches_before_it_written(
-        ledger: CreditLedger, services: CreditServices) -> None:
+        ledger: CreditLedger, services: CreditServices, processes: bool) -> None:
     first = [submission("tax", 1), submission("tax", 2)]
     twice = [submission("tax", 3), submission("tax", 3)]
     never = [submission("tax", 4)]
@@ -72,7 +99,7 @@ def test_a_refused_batch_stops_the_run_with_the_batches_before_it_written(
     written = []
     with clock.frozen_at(at("2020-02-01T00:00:00")), pytest.raises(
             RecordAlreadySubmitted, match="the same record twice"):
-        for batch in services.submit_record_batches([first, twice, never]):
+        for batch in services.submit_record_batches([first, twice, never], processes=processes):
             written.append(batch)
     assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(first)]
     assert counts(ledger)[0] == before[0] + 3  # the subject and the first batch's two records
@@ -109,3 +136,74 @@ def test_records_signed_ahead_keep_their_signatures_when_no_key_changed(
     assert bytes(stored) == presigned.stored[0].state
     assert ENTERPRISE.key in presigned.stored[0].state.decode()
     verify_clean(ledger)
+
+
+def signed_both_ways(ledger: CreditLedger, services: CreditServices,
+                     batch: list[RecordSubmission]) -> tuple[Any, Any, Presigner]:
+    """The batch built and signed on this thread, and in the signing process."""
+    _, catalogues, snapshot = services._ready(batch)
+    here = services._sign_records(batch, catalogues, snapshot)()
+    with ledger.presigning(processes=True) as presigner:
+        presigner.start_process()
+        there = presigner.presign(submission_events, (batch, catalogues),
+                                  services._ready(batch)[2])()
+    return here, there, presigner
+
+
+def stored_rows(presigned: Any) -> list[tuple[Any, ...]]:
+    return [(s.originator_id, s.originator_version, s.topic, s.state) for s in presigned.stored]
+
+
+@pytest.mark.initialised
+def test_a_batch_signed_in_the_process_is_byte_for_byte_the_one_signed_here(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    # Ed25519 signatures are deterministic: the same events under the same keys and clock
+    # give the same stored bytes, whichever process built and signed them
+    batch = [submission("tax", 1), submission("market", 2, subject=OTHER),
+             submission("court", 3, subject=PERSON, decided=date(2019, 12, 2))]
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        here, there, presigner = signed_both_ways(ledger, services, batch)
+    assert presigner.batches_in_process == 1
+    assert stored_rows(there) == stored_rows(here)
+    assert [vars(e) for e in there.events] == [vars(e) for e in here.events]
+    assert [type(e) for e in there.events] == [type(e) for e in here.events]
+    assert there.seen == here.seen
+    with clock.frozen_at(at("2020-02-01T00:00:01")):
+        services._store_records(batch, there)
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+def test_the_process_signs_at_the_callers_clock(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    batch = [submission("tax", 1)]
+    with clock.frozen_at(at("2020-03-04T05:06:07")):
+        _, there, _ = signed_both_ways(ledger, services, batch)
+    assert envelope.decode(there.stored[0].state).at == "2020-03-04T05:06:07.000000+00:00"
+
+
+@pytest.mark.initialised
+def test_records_signed_in_the_process_are_signed_again_when_a_key_changed_meanwhile(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    batch = [submission("tax", 1), submission("tax", 2)]
+    with clock.frozen_at(at("2020-02-03T00:00:00")):
+        _, there, _ = signed_both_ways(ledger, services, batch)
+        assert {envelope.decode(s.state).kid for s in there.stored} == {"tax-2020-1"}
+        assert ledger.rotate_key("tax") == "tax-2020-2"
+        ledger.revoke_key("tax-2020-1", reason="retired")
+        services._store_records(batch, there)
+    assert kids(ledger, record_ids(batch)) == {"tax-2020-2"}
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+def test_a_ledger_whose_keys_are_not_from_its_settings_signs_on_the_thread(
+        ledger: CreditLedger) -> None:
+    # a process opens the keys from the settings: a key store handed in is not one it can open
+    other = CreditLedger(ledger.settings, keystore=ledger.keystore)
+    try:
+        with other.presigning(processes=True) as presigner:
+            presigner.start_process()
+            assert presigner._process is None
+    finally:
+        other.close()
