@@ -23,6 +23,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,7 @@ class Presigner:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="credit-prepare")
         self._process: ProcessPoolExecutor | None = None
         self._started: Future[None] | None = None
+        self._given_up = False  # the process died or could not start: not started again
         self.batches_in_process = 0
 
     def close(self) -> None:
@@ -65,7 +67,8 @@ class Presigner:
 
     def start_process(self) -> None:
         """Start the signing process in the background (an import with more than one batch)."""
-        if (self._process is not None or self._settings is None or self._processes is False
+        if (self._process is not None or self._given_up or self._settings is None
+                or self._processes is False
                 or ((os.cpu_count() or 1) < 2 and not self._processes)):
             return
         self._process = ProcessPoolExecutor(
@@ -80,10 +83,14 @@ class Presigner:
         if self._process is not None and self._started is not None and (
                 self._processes or self._started.done()):
             session, seen = snapshot
-            job = self._process.submit(_build_and_sign, build, args, session.registry,
-                                       session.codes, seen, clock.frozen_instant())
-            self.batches_in_process += 1
-            return lambda: self._from_process(job, build, args, snapshot)
+            try:
+                job = self._process.submit(_build_and_sign, build, args, session.registry,
+                                           session.codes, seen, clock.frozen_instant())
+            except BrokenProcessPool:  # it died, or never started: the thread from now on
+                self._drop_process()
+            else:
+                self.batches_in_process += 1
+                return lambda: self._from_process(job, build, args, snapshot)
         context = contextvars.copy_context()  # the caller's clock (a demo city's is set)
         signing = self._thread.submit(context.run, self._on_thread, build, args, snapshot)
         return lambda: signing.result()()
@@ -96,10 +103,18 @@ class Presigner:
                       snapshot: Snapshot) -> Presigned:
         try:
             return job.result()
-        except Exception:
+        except Exception as exc:
             # Done again here: a refusal is raised as this thread raises it (an exception need
             # not survive pickling), and a process that died costs only its speed.
+            if isinstance(exc, BrokenProcessPool):
+                self._drop_process()
             return self._on_thread(build, args, snapshot)()
+
+    def _drop_process(self) -> None:
+        if self._process is not None:
+            self._process.shutdown(wait=False, cancel_futures=True)
+        self._process = self._started = None
+        self._given_up = True
 
 
 @contextmanager

@@ -207,3 +207,42 @@ def test_a_ledger_whose_keys_are_not_from_its_settings_signs_on_the_thread(
             assert presigner._process is None
     finally:
         other.close()
+
+
+@pytest.mark.initialised
+def test_a_signing_process_that_died_leaves_the_batches_to_the_thread(
+        ledger: CreditLedger, services: CreditServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = presigners(ledger, monkeypatch)
+    batches = [[submission("tax", n)] for n in range(1, 6)]
+    written = []
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        for batch in services.submit_record_batches(batches, processes=True):
+            written.append(batch)
+            if len(written) == 2:  # the third batch is in the process: it dies (the OOM killer)
+                for child in made[0]._process._processes.values():  # type: ignore[union-attr]
+                    child.kill()
+    assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(b) for b in batches]
+    assert made[0]._process is None  # given up: not started again
+    assert 1 <= made[0].batches_in_process <= 3
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+def test_a_batch_handed_to_a_process_that_is_gone_is_signed_on_the_thread(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    batch = [submission("tax", 1)]
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        _, catalogues, snapshot = services._ready(batch)
+        here = services._sign_records(batch, catalogues, snapshot)()
+        with ledger.presigning(processes=True) as presigner:
+            presigner.start_process()
+            pool = presigner._process
+            assert pool is not None
+            for child in pool._processes.values():  # type: ignore[attr-defined]
+                child.kill()
+            with pytest.raises(Exception):  # noqa: B017  (the pool's own error, once it sees)
+                pool.submit(int).result(timeout=30)
+            there = presigner.presign(submission_events, (batch, catalogues),
+                                      services._ready(batch)[2])()
+    assert presigner.batches_in_process == 0 and presigner._process is None
+    assert stored_rows(there) == stored_rows(here)
