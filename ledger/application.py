@@ -60,8 +60,15 @@ from proofs.registry_replay import RegistryReplay
 EVENTS_TABLE = LEDGER_TABLE
 A = TypeVar("A", bound=LedgerAggregate)
 _REFRESHED_STREAMS = (Authority.__name__, PolicyVersion.__name__)
+# One probe of the (stream, position) index per stream. Written as ``stream IN (…)``, PostgreSQL
+# without statistics (after an import, before autovacuum's ANALYZE) answered it by reading the
+# whole log backwards from its end, as key and policy events are at its start: 333 ms a call at
+# 1,200,000 events, twice a batch, where each probe takes 0.1 ms.
 _LATEST_KEY_OR_POLICY = text(
-    "SELECT max(position) FROM ledger_log WHERE stream IN ('Authority', 'PolicyVersion')")
+    "SELECT max(latest) FROM ("
+    + " UNION ALL ".join(f"SELECT max(position) AS latest FROM ledger_log WHERE stream = '{s}'"
+                         for s in _REFRESHED_STREAMS)
+    + ") AS streams")
 
 
 class CreditLedger(Application[UUID]):

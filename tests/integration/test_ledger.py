@@ -16,7 +16,7 @@ from domain.records import InvalidRecord, NotRecordOwner
 from keys.registry import NoValidKey, UnknownAuthority
 from keys.store import KeyFileUnreadable, PassphraseMissing
 from ledger import tables
-from ledger.application import CreditLedger
+from ledger.application import _LATEST_KEY_OR_POLICY, CreditLedger
 from ledger.errors import AlreadyInitialised, AlreadyRecorded, NotInitialised
 from ledger.mapper import UnsignableEvent
 from ledger.settings import Settings
@@ -405,3 +405,28 @@ def test_the_chain_index_takes_two_appends_in_one_transaction(ledger: CreditLedg
         for key in keys:
             length, head, _ = store.chain(conn, key)
             assert (length, head) == expected.chain(key)
+
+
+@pytest.mark.initialised
+def test_the_probe_for_new_keys_and_policies_reads_the_stream_index_only(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    """Every save first asks whether a key or policy event is new. Key and policy events are at
+    the start of the log: PostgreSQL without statistics (a store just imported) answered
+    ``stream IN (…)`` by reading the whole log backwards from its end (333 ms at 1,200,000
+    events, twice a batch)."""
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        services.submit_records([submission("tax", n) for n in range(1, 301)])
+    probe = str(_LATEST_KEY_OR_POLICY)
+    with ledger.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = " | ".join(str(row) for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + probe))
+            assert plan.count("INDEX ledger_log_stream_idx (stream=?)") == 2, plan
+        else:
+            plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN ANALYZE " + probe))
+            assert "Rows Removed by Filter" not in plan, plan
+            assert plan.count("using ledger_log_stream_idx") == 2, plan
+        latest = conn.exec_driver_sql(probe).scalar()
+        keys_and_policies = conn.execute(select(func.max(tables.log.c.position)).where(
+            tables.log.c.stream.in_(["Authority", "PolicyVersion"]))).scalar()
+    assert latest == keys_and_policies
