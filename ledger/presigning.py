@@ -66,7 +66,10 @@ class Presigner:
     def close(self) -> None:
         self._thread.shutdown(wait=True, cancel_futures=True)
         if self._process is not None:
-            self._process.shutdown(wait=True, cancel_futures=True)
+            # One that signed nothing (an import of a few batches, an API request of a few
+            # thousand rows) is not waited for: it may still be starting, half a second the
+            # caller would wait for nothing. It ends on its own once started.
+            self._process.shutdown(wait=self.batches_in_process > 0, cancel_futures=True)
 
     def start_process(self) -> None:
         """Start the signing process in the background (an import with more than one batch)."""

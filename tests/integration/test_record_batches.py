@@ -6,6 +6,7 @@ run where it happens, and records signed ahead must not keep a key the log retir
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -246,3 +247,23 @@ def test_a_batch_handed_to_a_process_that_is_gone_is_signed_on_the_thread(
                                       services._ready(batch)[2])()
     assert presigner.batches_in_process == 0 and presigner._process is None
     assert stored_rows(there) == stored_rows(here)
+
+
+@pytest.mark.initialised
+def test_an_import_that_never_used_the_process_does_not_wait_for_it_to_start(
+        ledger: CreditLedger, services: CreditServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = presigners(ledger, monkeypatch)
+    waited: list[bool] = []
+    shutdown = ProcessPoolExecutor.shutdown
+
+    def recorded(pool: ProcessPoolExecutor, wait: bool = True, **kwargs: Any) -> None:
+        waited.append(wait)
+        shutdown(pool, wait=wait, **kwargs)
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", recorded)
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        list(services.submit_record_batches([[submission("tax", 1)], [submission("tax", 2)]]))
+        assert made[0].batches_in_process == 0 and waited == [False]  # started, never used
+        list(services.submit_record_batches([[submission("tax", 3)], [submission("tax", 4)]],
+                                            processes=True))
+    assert made[1].batches_in_process == 1 and waited == [False, True]
+    verify_clean(ledger)
