@@ -36,6 +36,7 @@ from domain.base import LedgerAggregate
 from keys.registry import KeyRegistry
 from keys.store import KeyStore
 from ledger.mapper import SigningMapper, payload_transcoder
+from ledger.processes import die_with_parent
 from ledger.settings import Settings
 from ledger.signing import Presigned, SigningSession
 
@@ -79,7 +80,7 @@ class Presigner:
             return
         self._process = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_open_signing, initargs=(self._settings,))
+            initializer=_open_signing, initargs=(self._settings, os.getpid()))
         self._started = self._process.submit(_started)
 
     def presign(self, build: Build, args: tuple[Any, ...], snapshot: Snapshot
@@ -138,8 +139,9 @@ def presigning(start_presigning: StartPresigning, settings: Settings | None,
 _opened: tuple[SigningMapper, KeyStore] | None = None
 
 
-def _open_signing(settings: Settings) -> None:
+def _open_signing(settings: Settings, parent: int) -> None:
     global _opened
+    die_with_parent(parent)  # a killed import leaves no process holding its keys open
     _opened = (SigningMapper(payload_transcoder()),
                KeyStore(settings.keys_dir, settings.secret_for, settings.kdf_iterations))
 

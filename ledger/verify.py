@@ -48,6 +48,7 @@ from keys.registry import KeyRegistry
 from keys.signer import b64
 from ledger import tables
 from ledger.fact_queries import oid_as_stored
+from ledger.processes import die_with_parent
 from ledger.recorder import TIME_TOLERANCE
 from ledger.row_types import (
     EVENT_COLUMNS,
@@ -125,6 +126,11 @@ def _timed(check: Callable[[Sequence[Row]], list[VerificationFailure]],
            rows: Sequence[Row]) -> Checked:
     started = time.perf_counter()
     return check(rows), time.perf_counter() - started
+
+
+def _init_checker(parent: int, registry: KeyRegistry) -> None:
+    die_with_parent(parent)  # a killed verify leaves no checker waiting for work for ever
+    init_worker(registry)
 
 
 def _timed_in_worker(rows: Sequence[Row]) -> Checked:
@@ -361,7 +367,7 @@ class LedgerVerifier:
         if use_processes:
             pool = ProcessPoolExecutor(max_workers=self.workers,
                                        mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=init_worker, initargs=(registry,))
+                                       initializer=_init_checker, initargs=(os.getpid(), registry))
             return pool, _timed_in_worker
         checker = EventChecker(registry)
         return (ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="credit-verify"),

@@ -10,14 +10,11 @@ batch of events. eventsourcing has no SQLite subscriptions, so the runner polls;
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
 import os
 import random
 import select as io_select
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,6 +35,7 @@ from keys.signer import b64, fingerprint
 from ledger import tables as ledger_tables
 from ledger.application import EVENTS_TABLE, CreditLedger
 from ledger.fact_queries import iter_subject_facts, read_facts_of
+from ledger.processes import die_with_parent
 from ledger.recorder import LedgerCorrupted
 from ledger.storage import prepare_database
 from projections.schema import TABLES, faults, positions, positions_metadata, tables_of
@@ -453,30 +451,6 @@ def _subjects_fill(runner: ProjectionRunner, tables: Mapping[str, Any], until: i
             done += future.result()
             if progress is not None:
                 progress(done)
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent(parent: int) -> None:
-    """A rebuild worker's first act: die when the rebuilding process dies, so a killed rebuild
-    leaves no process writing into its half-built generation. On Linux the kernel sends the
-    SIGKILL; elsewhere a thread watches for the parent to go."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    except (OSError, AttributeError):  # not Linux
-        armed = False
-    if not armed:
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # it died before the signal was armed
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
 
 
 def fill_subjects(reader: Connection, target: Engine, tables: Mapping[str, Any], until: int,

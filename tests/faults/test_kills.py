@@ -25,13 +25,13 @@ ROWS = 1500
 SEED = int(os.environ.get("CREDIT_FAULT_SEED") or random.SystemRandom().randrange(10**6))
 
 
-def import_file(tmp_path: Path) -> Path:
+def import_file(tmp_path: Path, rows: int = ROWS) -> Path:
     path = tmp_path / "tax.jsonl"
     path.write_text("".join(json.dumps({
         "subject": "uscc:91350100M000100Y43", "subject_name": "测试公司",
         "item_code": "TAX-PENALTY", "decision_number": f"临税罚〔2026〕{n}号",
         "decision_date": "2026-05-01", "summary": "逾期申报"}, ensure_ascii=False) + "\n"
-        for n in range(ROWS)), encoding="utf-8")
+        for n in range(rows)), encoding="utf-8")
     return path
 
 
@@ -68,6 +68,63 @@ def test_an_import_killed_at_any_point_is_all_or_nothing(database_url: str, tmp_
     assert "all equal" in audited.stdout
     status = json.loads(credit("project", "--status", "--json").stdout)
     assert all(p["behind"] == 0 for p in status["projections"]) and status["faults"] == []
+
+
+def test_an_import_killed_while_signing_in_its_process_leaves_no_process(
+        database_url: str, tmp_path: Path) -> None:
+    """The import's signing process holds the authorities' keys open: it must not outlive a
+    killed import (a pool's worker whose parent is killed waits for work for ever)."""
+    credit = Credit(database_url, tmp_path / "keys")
+    credit("init")
+    path = import_file(tmp_path, rows=6000)
+    process = start(credit, "import", str(path), "--as", "tax")
+    try:
+        deadline = time.monotonic() + 60
+        while len(ours(credit)) < 3:  # the command, the signing process, its resource tracker
+            assert process.poll() is None and time.monotonic() < deadline, "no process started"
+            time.sleep(0.02)
+        time.sleep(random.Random(SEED).uniform(0.0, 0.5))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while ours(credit) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ours(credit), f"processes left running after the import was killed: {ours(credit)}"
+    assert credit("verify").returncode == 0
+
+
+VERIFY_AGAIN_AND_AGAIN = """
+import sys
+from sqlalchemy import create_engine
+from ledger import tables
+from ledger.application import EVENTS_TABLE
+from ledger.verify import LedgerVerifier
+engine = create_engine(sys.argv[1])
+while True:  # checkers started for each pass: killed, some are always running
+    LedgerVerifier(engine, tables.events_table(EVENTS_TABLE), processes=True, workers=2).run()
+"""
+
+
+def test_a_verify_killed_while_its_checkers_run_leaves_no_process(
+        database_url: str, tmp_path: Path) -> None:
+    credit = Credit(database_url, tmp_path / "keys")
+    credit("init")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    process = subprocess.Popen([sys.executable, "-c", VERIFY_AGAIN_AND_AGAIN, database_url],
+                               cwd=ROOT, env={**env, **credit.config})
+    try:
+        deadline = time.monotonic() + 60
+        while len(ours(credit)) < 3:  # the verifier, a checker (a small store: one chunk), its
+            assert process.poll() is None and time.monotonic() < deadline, "no checkers started"
+            time.sleep(0.02)  # resource tracker
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while ours(credit) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ours(credit), f"processes left running after verify was killed: {ours(credit)}"
 
 
 def test_follow_stops_cleanly_on_sigterm(database_url: str, tmp_path: Path) -> None:
