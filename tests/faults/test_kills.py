@@ -35,11 +35,34 @@ def import_file(tmp_path: Path, rows: int = ROWS) -> Path:
     return path
 
 
-def start(credit: Credit, *args: str) -> subprocess.Popen[str]:
+def start(credit: Credit, *args: str, python: tuple[str, ...] = ("-m", "cli")
+          ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, *python, *args], cwd=ROOT,
                             env={**env, **credit.config}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def kill_once_running(credit: Credit, process: subprocess.Popen[str], processes: int,
+                      pause: float = 0.0) -> None:
+    """SIGKILL ``process`` once this test's processes number ``processes`` (and ``pause`` more
+    seconds), or when waiting for them fails."""
+    try:
+        deadline = time.monotonic() + 60
+        while len(ours(credit)) < processes:
+            assert process.poll() is None and time.monotonic() < deadline, "they did not start"
+            time.sleep(0.02)
+        time.sleep(pause)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+
+
+def assert_none_left(credit: Credit, killed: str) -> None:
+    deadline = time.monotonic() + 20
+    while ours(credit) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ours(credit), f"processes left running after {killed} was killed: {ours(credit)}"
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3])
@@ -78,19 +101,9 @@ def test_an_import_killed_while_signing_in_its_process_leaves_no_process(
     credit("init")
     path = import_file(tmp_path, rows=6000)
     process = start(credit, "import", str(path), "--as", "tax")
-    try:
-        deadline = time.monotonic() + 60
-        while len(ours(credit)) < 3:  # the command, the signing process, its resource tracker
-            assert process.poll() is None and time.monotonic() < deadline, "no process started"
-            time.sleep(0.02)
-        time.sleep(random.Random(SEED).uniform(0.0, 0.5))
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    deadline = time.monotonic() + 20
-    while ours(credit) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not ours(credit), f"processes left running after the import was killed: {ours(credit)}"
+    # the command, the signing process, its resource tracker
+    kill_once_running(credit, process, 3, random.Random(SEED).uniform(0.0, 0.5))
+    assert_none_left(credit, "the import")
     assert credit("verify").returncode == 0
 
 
@@ -110,21 +123,10 @@ def test_a_verify_killed_while_its_checkers_run_leaves_no_process(
         database_url: str, tmp_path: Path) -> None:
     credit = Credit(database_url, tmp_path / "keys")
     credit("init")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    process = subprocess.Popen([sys.executable, "-c", VERIFY_AGAIN_AND_AGAIN, database_url],
-                               cwd=ROOT, env={**env, **credit.config})
-    try:
-        deadline = time.monotonic() + 60
-        while len(ours(credit)) < 3:  # the verifier, a checker (a small store: one chunk), its
-            assert process.poll() is None and time.monotonic() < deadline, "no checkers started"
-            time.sleep(0.02)  # resource tracker
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    deadline = time.monotonic() + 20
-    while ours(credit) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not ours(credit), f"processes left running after verify was killed: {ours(credit)}"
+    process = start(credit, database_url, python=("-c", VERIFY_AGAIN_AND_AGAIN))
+    # the verifier, a checker (a small store: one chunk), their resource tracker
+    kill_once_running(credit, process, 3)
+    assert_none_left(credit, "verify")
 
 
 def test_follow_stops_cleanly_on_sigterm(database_url: str, tmp_path: Path) -> None:
@@ -146,17 +148,9 @@ def test_a_rebuild_killed_half_way_leaves_no_worker_and_the_next_starts_afresh(
     credit("demo", "--subjects", "30")
     live = generation_tables(database_url)
     process = start(credit, "rebuild", "subjects", "--workers", "2")
-    deadline = time.monotonic() + 60
-    while len(ours(credit)) < 3:  # the command and its two workers, all begun
-        assert process.poll() is None and time.monotonic() < deadline, "no workers started"
-        time.sleep(0.02)
-    time.sleep(random.Random(SEED).uniform(0.0, 1.0))
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    deadline = time.monotonic() + 20
-    while ours(credit) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not ours(credit), f"processes left running after the rebuild was killed: {ours(credit)}"
+    # the command and its two workers, all begun
+    kill_once_running(credit, process, 3, random.Random(SEED).uniform(0.0, 1.0))
+    assert_none_left(credit, "the rebuild")
     assert generation_tables(database_url) - live, "killed before it began: nothing tested"
     # the half-built generation is dropped and built again (its rows would collide if kept)
     credit("rebuild", "subjects", "--workers", "2")
