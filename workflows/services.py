@@ -38,6 +38,7 @@ from domain.repairs import RecordFacts, RepairApplication, RuleCheck, repair_id
 from domain.state import objections_on, subject_state
 from domain.subjects import Subject, subject_id
 from ledger.application import CreditLedger
+from ledger.collector import few_collections
 from ledger.errors import (
     AlreadyRecorded,
     LedgerError,
@@ -187,13 +188,17 @@ class CreditServices:
         with self.ledger.presigning(processes) as presigner:
             pending = self._sign_later(presigner, next(source, None))
             while pending is not None:
-                batch, signing = pending
-                presigned = signing()
-                following = next(source, None)
-                if following is not None:
-                    presigner.start_process()  # an import of one batch does not wait for it
-                pending = self._sign_later(presigner, following)
-                yield self._store_records(batch, presigned)
+                # the collector set aside for a batch's work, not across the yield: what the
+                # caller does between batches runs with the collector as the caller set it
+                with few_collections():
+                    batch, signing = pending
+                    presigned = signing()
+                    following = next(source, None)
+                    if following is not None:
+                        presigner.start_process()  # an import of one batch does not wait
+                    pending = self._sign_later(presigner, following)
+                    stored = self._store_records(batch, presigned)
+                yield stored
 
     def _sign_later(self, presigner: Presigner, batch: Sequence[RecordSubmission] | None
                     ) -> tuple[list[RecordSubmission], Callable[[], Presigned]] | None:

@@ -194,7 +194,7 @@ def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
     stores, column by column, on each database."""
     from sqlalchemy import insert
 
-    from projections.subjects import insert_rows, rows_of
+    from projections.subjects import as_python_values, insert_rows, rows_of
     build_city(ledger)
     services = CreditServices(ledger)
     with ledger.engine.connect() as conn:
@@ -208,7 +208,8 @@ def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
     by_driver, by_sqlalchemy = tables_of("subjects", 901), tables_of("subjects", 902)
     stored = {}
     for tables, write in ((by_driver, insert_rows),
-                          (by_sqlalchemy, lambda c, t, r: c.execute(insert(t), r))):
+                          (by_sqlalchemy,
+                           lambda c, t, r: c.execute(insert(t), as_python_values(t, r)))):
         with ledger.engine.begin() as conn:
             for name, table in tables.items():
                 table.create(conn)
@@ -233,8 +234,8 @@ AWKWARD_TEXTS = ["tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", 
 def _listing_row(i: int, text_: str) -> dict[str, Any]:
     return {"id": f"00000000-0000-0000-0000-{i:012d}", "subject": "uscc:91330185MA00000000",
             "number": text_, "list": "black", "authority": "tax", "legal_basis": text_,
-            "status": "active", "start": date(2026, 1, 2), "planned_end": date(2027, 1, 2),
-            "ends_on": date(2027, 1, 2), "removed_on": None, "measures": text_}
+            "status": "active", "start": "2026-01-02", "planned_end": "2027-01-02",
+            "ends_on": "2027-01-02", "removed_on": None, "measures": text_}
 
 
 def test_awkward_text_is_stored_by_the_driver_as_sqlalchemy_stores_it(
@@ -243,11 +244,12 @@ def test_awkward_text_is_stored_by_the_driver_as_sqlalchemy_stores_it(
     meaning: tabs, line breaks, backslashes, a lone ``\\.`` or ``\\N``."""
     from sqlalchemy import insert
 
-    from projections.subjects import insert_rows
+    from projections.subjects import as_python_values, insert_rows
     rows = [_listing_row(i, t) for i, t in enumerate(AWKWARD_TEXTS)]
     stored = []
     for generation, write in ((903, insert_rows),
-                              (904, lambda c, t, r: c.execute(insert(t), r))):
+                              (904, lambda c, t, r: c.execute(insert(t),
+                                                              as_python_values(t, r)))):
         table = tables_of("subjects", generation)["proj_listings"]
         with ledger.engine.begin() as conn:
             table.create(conn)
@@ -275,3 +277,37 @@ def test_a_value_the_database_refuses_is_sqlalchemy_s_error(ledger: CreditLedger
             insert_rows(conn, table, [_listing_row(2, "x" * 65)])
         with pytest.raises(ValueError), ledger.engine.begin() as conn:
             insert_rows(conn, table, [_listing_row(3, "nul\x00")])
+
+
+def test_a_fill_s_commits_that_do_not_wait_for_the_disk_end_with_the_fill(
+        ledger: CreditLedger) -> None:
+    """A rebuild fills its generation through a connection whose commits do not wait for the
+    disk; that connection goes back to the pool as it came, also when the fill fails, so no
+    later write of the read models (or of the ledger, where they share a database) is made
+    without waiting for the disk."""
+    from projections.runner import _commits_not_waiting_for_the_disk
+    engine = create_engine(ledger.engine.url, pool_size=1, max_overflow=0)
+    sqlite = engine.dialect.name == "sqlite"
+    query = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+
+    def setting() -> Any:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(query).scalar()
+
+    try:
+        with engine.connect() as conn:  # commits that wait (this machine's server: not)
+            conn.exec_driver_sql("PRAGMA synchronous = FULL" if sqlite
+                                 else "SET synchronous_commit = on")
+            conn.commit()
+        before = setting()
+        assert str(before) in ("2", "on")
+        with _commits_not_waiting_for_the_disk(engine) as writer:
+            assert str(writer.exec_driver_sql(query).scalar()) == ("1" if sqlite else "off")
+            writer.rollback()
+        assert setting() == before
+        with pytest.raises(RuntimeError, match="the fill failed"), \
+                _commits_not_waiting_for_the_disk(engine):
+            raise RuntimeError("the fill failed")
+        assert setting() == before
+    finally:
+        engine.dispose()
