@@ -519,6 +519,11 @@ class CreditLedger(Application[UUID]):
             return set()
         table = self.recorder.events_table.name
         found: set[UUID] = {i for i in ids if self._unit is not None and i in self._unit}
+        found |= self.recorder.known_aggregates.among(ids)  # events are never deleted
+        ids = [i for i in ids if i not in found]
+        if not ids:
+            return found
+        read: set[UUID] = set()
         # In the driver's SQL: a batch asks about a thousand ids, and SQLAlchemy compiling an
         # expanding IN of them cost more than the database's look-ups.
         with self.reading() as reader:
@@ -527,7 +532,7 @@ class CreditLedger(Application[UUID]):
                 rows = connection.exec_driver_sql(
                     f"SELECT originator_id FROM {table} WHERE originator_version = 1 "
                     "AND originator_id = ANY(%(ids)s::uuid[])", {"ids": [str(i) for i in ids]})
-                found.update(UUID(str(oid)) for (oid,) in rows)
+                read.update(UUID(str(oid)) for (oid,) in rows)
             else:  # SQLite keeps the 16 bytes
                 for start in range(0, len(ids), 500):
                     part = ids[start:start + 500]
@@ -535,8 +540,9 @@ class CreditLedger(Application[UUID]):
                         f"SELECT originator_id FROM {table} WHERE originator_version = 1 "
                         f"AND originator_id IN ({', '.join('?' * len(part))})",
                         tuple(i.bytes for i in part))
-                    found.update(UUID(bytes=bytes(oid)) for (oid,) in rows)
-        return found
+                    read.update(UUID(bytes=bytes(oid)) for (oid,) in rows)
+            self.recorder.seen_with_events(read)
+        return found | read
 
     def aggregate_count(self, stream: str) -> int:
         """How many aggregates of one kind (``CreditRecord``, ``Subject`` …) the log holds."""

@@ -12,7 +12,7 @@ It extends eventsourcing-sqlalchemy's recorder (tables, transactions, reads) in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +30,7 @@ from domain.clock import naive_utc
 from ledger import tables
 from ledger.bulk import BulkWriter
 from ledger.chain_map_store import ChainMapStore
+from ledger.known_aggregates import KnownAggregates
 from ledger.library_seams import lock_events_table, notify_new_events
 from ledger.tables import stored_nodes as stored_node_source
 from proofs import chain_map, envelope
@@ -93,6 +94,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self.writer = BulkWriter(datastore.engine.dialect.name, events_table_name)
         self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
         self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
+        self.known_aggregates = KnownAggregates()
 
     def lock_for_append(self, session: Session) -> None:
         """Take the write lock before the transaction reads anything it appends after."""
@@ -329,12 +331,27 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             self.chain_map_store.discard()
             if self._bulk_depth == 1:
                 self._pending_signed = None  # never committed: the signer's record stays
+                self.known_aggregates.write_rolled_back()
             raise
         finally:
             self._bulk_depth -= 1
-        if self._bulk_depth == 0 and self._pending_signed is not None:
-            signed, self._pending_signed = self._pending_signed, None
-            self._committed(signed)
+        if self._bulk_depth == 0:
+            self.known_aggregates.write_committed()
+            if self._pending_signed is not None:
+                signed, self._pending_signed = self._pending_signed, None
+                self._committed(signed)
+
+    def seen_with_events(self, ids: Iterable[UUID]) -> None:
+        """``ids`` were just read as having events: remembered (``known_aggregates``) if what
+        was read has committed; inside a bulk write, once it commits; inside another write,
+        not at all (its rows may yet roll back)."""
+        try:
+            transactions.get()
+        except LookupError:
+            self.known_aggregates.committed(ids)
+            return
+        if self._bulk_depth:
+            self.known_aggregates.staged(ids)
 
     def add_checkpoint(self) -> Checkpoint:
         """Sign a checkpoint of the tree as it stands now (``credit checkpoint``)."""
