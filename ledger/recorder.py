@@ -308,9 +308,8 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         """Something to read with: inside a write (a bulk import), that write's own session, so
         it sees its uncommitted rows; otherwise a plain pooled connection (far cheaper than an
         ORM session)."""
-        try:
-            active = transactions.get()
-        except LookupError:
+        active = _active_transaction()
+        if active is None:
             engine: Any = self.datastore.engine
             with engine.connect() as connection:
                 yield connection
@@ -345,12 +344,9 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         """``ids`` were just read as having events: remembered (``known_aggregates``) if what
         was read has committed; inside a bulk write, once it commits; inside another write,
         not at all (its rows may yet roll back)."""
-        try:
-            transactions.get()
-        except LookupError:
+        if _active_transaction() is None:
             self.known_aggregates.committed(ids)
-            return
-        if self._bulk_depth:
+        elif self._bulk_depth:
             self.known_aggregates.staged(ids)
 
     def add_checkpoint(self) -> Checkpoint:
@@ -404,3 +400,11 @@ def load_compact_range(tx: Session, size: int) -> list[bytes]:
             )
         hashes.append(value)
     return hashes
+
+
+def _active_transaction() -> Any | None:
+    """The write this context is inside (eventsourcing-sqlalchemy's), if any."""
+    try:
+        return transactions.get()
+    except LookupError:
+        return None

@@ -489,11 +489,11 @@ def _commits_not_waiting_for_the_disk(target: Engine) -> Iterator[Connection]:
     with target.connect() as connection:
         restore: str | None = None
         if connection.dialect.name == "sqlite":
-            was = connection.exec_driver_sql("PRAGMA synchronous").scalar()
-            restore = f"PRAGMA synchronous = {int(was or 0)}"
+            was = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+            restore = f"PRAGMA synchronous = {int(was)}"
             connection.exec_driver_sql("PRAGMA synchronous = NORMAL")
         elif connection.dialect.name == "postgresql":
-            was = connection.exec_driver_sql("SHOW synchronous_commit").scalar()
+            was = connection.exec_driver_sql("SHOW synchronous_commit").scalar_one()
             restore = f"SET synchronous_commit = {was}"
             connection.exec_driver_sql("SET synchronous_commit = off")
         connection.commit()  # SQLAlchemy began a transaction around the settings
