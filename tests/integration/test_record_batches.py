@@ -5,7 +5,7 @@ run where it happens, and records signed ahead must not keep a key the log retir
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
@@ -140,12 +140,16 @@ def test_records_signed_ahead_keep_their_signatures_when_no_key_changed(
 
 
 def signed_both_ways(ledger: CreditLedger, services: CreditServices,
-                     batch: list[RecordSubmission]) -> tuple[Any, Any, Presigner]:
-    """The batch built and signed on this thread, and in the signing process."""
+                     batch: list[RecordSubmission],
+                     before_hand_over: Callable[[Presigner], None] = lambda _: None,
+                     ) -> tuple[Any, Any, Presigner]:
+    """The batch built and signed on this thread, and handed to the signing process (after
+    ``before_hand_over`` has done what it does to the started process)."""
     _, catalogues, snapshot = services._ready(batch)
     here = services._sign_records(batch, catalogues, snapshot)()
     with ledger.presigning(processes=True) as presigner:
         presigner.start_process()
+        before_hand_over(presigner)
         there = presigner.presign(submission_events, (batch, catalogues),
                                   services._ready(batch)[2])()
     return here, there, presigner
@@ -231,20 +235,17 @@ def test_a_signing_process_that_died_leaves_the_batches_to_the_thread(
 @pytest.mark.initialised
 def test_a_batch_handed_to_a_process_that_is_gone_is_signed_on_the_thread(
         ledger: CreditLedger, services: CreditServices) -> None:
+    def kill_the_process(presigner: Presigner) -> None:
+        pool = presigner._process
+        assert pool is not None
+        for child in pool._processes.values():  # type: ignore[attr-defined]
+            child.kill()
+        with pytest.raises(Exception):  # noqa: B017  (the pool's own error, once it sees)
+            pool.submit(int).result(timeout=30)
+
     batch = [submission("tax", 1)]
     with clock.frozen_at(at("2020-02-01T00:00:00")):
-        _, catalogues, snapshot = services._ready(batch)
-        here = services._sign_records(batch, catalogues, snapshot)()
-        with ledger.presigning(processes=True) as presigner:
-            presigner.start_process()
-            pool = presigner._process
-            assert pool is not None
-            for child in pool._processes.values():  # type: ignore[attr-defined]
-                child.kill()
-            with pytest.raises(Exception):  # noqa: B017  (the pool's own error, once it sees)
-                pool.submit(int).result(timeout=30)
-            there = presigner.presign(submission_events, (batch, catalogues),
-                                      services._ready(batch)[2])()
+        here, there, presigner = signed_both_ways(ledger, services, batch, kill_the_process)
     assert presigner.batches_in_process == 0 and presigner._process is None
     assert stored_rows(there) == stored_rows(here)
 
