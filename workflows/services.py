@@ -12,12 +12,12 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from domain import clock
 from domain.authorities import CREDIT_OFFICE
-from domain.base import LedgerAggregate, check_not_before
+from domain.base import DomainError, LedgerAggregate, check_not_before
 from domain.commitments import Commitment, commitment_id
 from domain.history import (
     attribute,
@@ -103,6 +103,22 @@ def submission_events(batch: Sequence[RecordSubmission], catalogues: Sequence[An
     return events
 
 
+def registered_and_submitted(registering: Sequence[RecordSubmission],
+                             batch: Sequence[RecordSubmission], catalogues: Sequence[Any]
+                             ) -> list[LedgerAggregate.Event]:
+    """The Registered events of the subjects ``registering`` names, then the batch's Submitted
+    events (``submission_events``). Reads nothing of the ledger: a presigning process runs it
+    too."""
+    registrations = [Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name or "")
+                     for s in registering]
+    return [*registrations, *submission_events(batch, catalogues)]
+
+
+# A batch waiting for its signatures: its submissions, the call that waits for them, and the
+# submissions whose subjects it registers among them (None: decided as it is stored).
+Pending = tuple[list[RecordSubmission], Callable[[], Presigned], list[RecordSubmission] | None]
+
+
 class CreditServices:
     """What authorities do through the platform; one method per command of the matrix."""
 
@@ -186,27 +202,40 @@ class CreditServices:
         their own once it has started (``ledger.presigning``; ``processes`` as there)."""
         source = iter(batches)
         with self.ledger.presigning(processes) as presigner:
-            pending = self._sign_later(presigner, next(source, None))
+            pending = self._sign_later(presigner, next(source, None), ahead=set())
             while pending is not None:
                 # the collector set aside for a batch's work, not across the yield: what the
                 # caller does between batches runs with the collector as the caller set it
                 with few_collections():
-                    batch, signing = pending
+                    batch, signing, registering = pending
                     presigned = signing()
                     following = next(source, None)
                     if following is not None:
                         presigner.start_process()  # an import of one batch does not wait
-                    pending = self._sign_later(presigner, following)
-                    stored = self._store_records(batch, presigned)
+                    # every subject this batch names exists once it is written (it registers
+                    # those the ledger did not know, or it is refused and the run stops)
+                    pending = self._sign_later(presigner, following, ahead={
+                        subject_id(s.subject.key) for s in batch})
+                    stored = self._store_records(batch, presigned, registering)
                 yield stored
 
-    def _sign_later(self, presigner: Presigner, batch: Sequence[RecordSubmission] | None
-                    ) -> tuple[list[RecordSubmission], Callable[[], Presigned]] | None:
+    def _sign_later(self, presigner: Presigner, batch: Sequence[RecordSubmission] | None,
+                    ahead: set[UUID]) -> Pending | None:
+        """The batch handed to the presigner with the registrations of its new subjects: those
+        neither the ledger nor the batch being written (``ahead``) has."""
         if batch is None:
             return None
         batch = list(batch)
         _, catalogues, snapshot = self._ready(batch)  # here: what it reads of the ledger
-        return batch, presigner.presign(submission_events, (batch, catalogues), snapshot)
+        registering: list[RecordSubmission] | None
+        try:
+            registering = self.unregistered(batch, ahead)
+        except (DomainError, LedgerError):
+            # refused again as the batch is stored: the run stops there, with the batches
+            # before it written
+            registering = None
+        return batch, presigner.presign(registered_and_submitted,
+                                        (registering or [], batch, catalogues), snapshot), registering
 
     def _ready(self, batch: Sequence[RecordSubmission]
                ) -> tuple[Sequence[RecordSubmission], list[Any], tuple[SigningSession, int]]:
@@ -223,15 +252,23 @@ class CreditServices:
         any thread); the call returned waits for the signatures."""
         return self.ledger.start_presigning(submission_events(batch, catalogues), snapshot)
 
-    def _store_records(self, batch: Sequence[RecordSubmission],
-                       presigned: Presigned) -> SubmittedBatch:
-        """Save the signed records, after registrations of the subjects not yet known."""
-        ids = [e.originator_id for e in presigned.events]
+    def _store_records(self, batch: Sequence[RecordSubmission], presigned: Presigned,
+                       registering: list[RecordSubmission] | None = None) -> SubmittedBatch:
+        """Save the signed records after the registrations of the subjects not yet known:
+        those signed ahead with them (the first ``len(registering)`` presigned events), else
+        built here."""
+        ahead = len(registering) if registering is not None else 0
+        records = Presigned(presigned.events[ahead:], presigned.stored[ahead:], presigned.seen)
+        ids = [e.originator_id for e in records.events]
+        unsigned: list[LedgerAggregate.Event] = []  # registrations signed here, as saved
+        if registering is None:
+            unsigned = self.new_subjects(batch)
+        registrations = unsigned or cast(list[LedgerAggregate.Event], presigned.events[:ahead])
+        signed = presigned
         for attempt in (1, 2):
-            registrations = self.new_subjects(batch)
             try:
                 self.ledger.save_new(
-                    *registrations, presigned=presigned,
+                    *unsigned, presigned=signed,
                     what="a record with the same department, item, decision number and subject")
                 return SubmittedBatch(ids, len(registrations))
             except AlreadyRecorded:
@@ -241,6 +278,8 @@ class CreditServices:
                     raise SubjectRegisteredMeanwhile(
                         [mask_subject_key(vars(r)["subject"]) for r in registrations]) from None
                 # another writer registered the subject since we looked: once more, without it
+                registrations = unsigned = self.new_subjects(batch)
+                signed = records
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _registered_meanwhile(self, registrations: Sequence[LedgerAggregate.Event],
@@ -256,11 +295,21 @@ class CreditServices:
     def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[LedgerAggregate.Event]:
         """Registrations (Registered events) for the batch's subjects the ledger does not know
         yet."""
+        return [Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name or "")
+                for s in self.unregistered(batch)]
+
+    def unregistered(self, batch: Sequence[RecordSubmission], ahead: set[UUID] | None = None
+                     ) -> list[RecordSubmission]:
+        """For each subject the batch names that neither the ledger nor ``ahead`` (subjects a
+        batch being written registers) has, the submission that registers it: the first
+        giving a name, whose department may register subjects."""
         wanted: dict[UUID, RecordSubmission] = {}
         for s in batch:
             sid = subject_id(s.subject.key)
             if sid not in wanted or (wanted[sid].subject_name is None and s.subject_name):
                 wanted[sid] = s
+        if ahead:
+            wanted = {sid: s for sid, s in wanted.items() if sid not in ahead}
         known = self.ledger.existing(wanted)
         new = []
         for sid, s in wanted.items():
@@ -269,7 +318,7 @@ class CreditServices:
             if not s.subject_name:
                 raise SubjectNotRegistered(s.subject.masked())
             self.permit("subject.register", s.actor)
-            new.append(Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name))
+            new.append(s)
         return new
 
     def record(self, record_id: UUID) -> CreditRecord:

@@ -16,13 +16,12 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from domain import clock
-from domain.subjects import Subject
 from ledger.application import CreditLedger
 from ledger.errors import SubjectRegisteredMeanwhile
 from tests.conftest import ENTERPRISE, at, submission
 from tests.e2e.test_cli import ROOT, Credit
 from workflows.importer import Importer
-from workflows.services import CreditServices
+from workflows.services import CreditServices, RecordSubmission
 
 
 def register_elsewhere(settings: Any) -> None:
@@ -37,12 +36,12 @@ def register_elsewhere(settings: Any) -> None:
 def stale_registration(services: CreditServices, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another writer (its own process's ledger) registers the subject and commits after this
     one looked and found it new."""
-    looked = services.new_subjects
+    looked = services.unregistered
 
     calls = [0]
 
-    def racing(batch: Any) -> list[Subject]:
-        found = looked(batch)
+    def racing(batch: Any, ahead: Any = None) -> list[RecordSubmission]:
+        found = looked(batch, ahead)
         calls[0] += 1
         if found and calls[0] == 1:  # the look the save is about to rely on
             # in a thread of its own: a separate writer, not a part of this one's transaction
@@ -52,7 +51,7 @@ def stale_registration(services: CreditServices, monkeypatch: pytest.MonkeyPatch
             thread.join(timeout=60)
         return found
 
-    monkeypatch.setattr(services, "new_subjects", racing)
+    monkeypatch.setattr(services, "unregistered", racing)
 
 
 @pytest.mark.initialised

@@ -148,11 +148,12 @@ def test_a_failure_while_writing_leaves_nothing_of_the_file(
     calls = {"n": 0}
     original = CreditServices._store_records
 
-    def failing(self: CreditServices, batch: Any, presigned: Any) -> Any:
+    def failing(self: CreditServices, batch: Any, presigned: Any, registering: Any = None
+                ) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:  # the second batch's write
             raise RuntimeError("the disk is full")
-        return original(self, batch, presigned)
+        return original(self, batch, presigned, registering)
 
     monkeypatch.setattr(CreditServices, "_store_records", failing)
     with pytest.raises(RuntimeError, match="the disk is full"):

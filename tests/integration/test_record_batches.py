@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from domain.identifiers import SubjectRef
 from domain.records import record_id
 from ledger import tables
 from ledger.application import CreditLedger
-from ledger.errors import RecordAlreadySubmitted
+from ledger.errors import RecordAlreadySubmitted, SubjectNotRegistered
 from ledger.presigning import Presigner
 from proofs import envelope
 from tests.conftest import ENTERPRISE, PERSON, at, submission
@@ -86,6 +87,53 @@ def test_batches_in_turn_write_what_submit_records_writes(
     # each batch: its registrations first, then its records, in the order given
     assert streams[-8:] == ["Subject", "Subject", "CreditRecord", "CreditRecord",
                             "Subject", "CreditRecord", "CreditRecord", "CreditRecord"]
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+@IN_PROCESS
+def test_new_subjects_are_registered_with_the_records_signed_ahead_not_by_the_writer(
+        ledger: CreditLedger, services: CreditServices, processes: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the writer signs nothing of an import's batches: each new subject's registration is
+    # built and signed ahead with the batch's records, once, though the batch that names it
+    # again is signed before the one registering it is written
+    signed_by_writer: list[int] = []
+    signing = ledger.events.mapper.to_stored_events
+
+    def counted(events: Any) -> Any:
+        signed_by_writer.append(len(events))
+        return signing(events)
+    monkeypatch.setattr(ledger.events.mapper, "to_stored_events", counted)
+    batches = [[submission("tax", 1), submission("tax", 2, subject=PERSON)],
+               [submission("tax", 3, subject=PERSON), submission("market", 4, subject=OTHER)],
+               [submission("court", 5, subject=OTHER), submission("court", 6)]]
+    with clock.frozen_at(at("2020-02-01T00:00:00")):
+        written = list(services.submit_record_batches(batches, processes=processes))
+    assert [w.subjects_registered for w in written] == [2, 1, 0]
+    assert signed_by_writer == [0, 0, 0]
+    with ledger.engine.connect() as conn:
+        subjects = conn.execute(select(tables.log.c.subject).where(
+            tables.log.c.stream == "Subject")).scalars().all()
+    assert sorted(subjects) == sorted([ENTERPRISE.key, PERSON.key, OTHER.key])
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+@IN_PROCESS
+def test_a_batch_naming_an_unknown_subject_without_its_name_is_refused_after_the_one_before(
+        ledger: CreditLedger, services: CreditServices, processes: bool) -> None:
+    # its registration is decided before the batch before it is written; the refusal still
+    # comes where the batch is stored, with the batches before it written
+    first = [submission("tax", 1)]
+    nameless = [replace(submission("tax", 2, subject=OTHER), subject_name=None)]
+    written = []
+    with clock.frozen_at(at("2020-02-01T00:00:00")), pytest.raises(
+            SubjectNotRegistered, match="give its name"):
+        for batch in services.submit_record_batches([first, nameless], processes=processes):
+            written.append(batch)
+    assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(first)]
+    assert ledger.existing(UUID(i) for i in record_ids(nameless)) == set()
     verify_clean(ledger)
 
 
