@@ -109,9 +109,13 @@ def registered_and_submitted(registering: Sequence[RecordSubmission],
     """The Registered events of the subjects ``registering`` names, then the batch's Submitted
     events (``submission_events``). Reads nothing of the ledger: a presigning process runs it
     too."""
-    registrations = [Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name or "")
-                     for s in registering]
-    return [*registrations, *submission_events(batch, catalogues)]
+    return [*registrations_of(registering), *submission_events(batch, catalogues)]
+
+
+def registrations_of(registering: Iterable[RecordSubmission]) -> list[LedgerAggregate.Event]:
+    """The Registered event of each submission's subject, under the name it gives."""
+    return [Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name or "")
+            for s in registering]
 
 
 # A batch waiting for its signatures: its submissions, the call that waits for them, and the
@@ -257,13 +261,14 @@ class CreditServices:
         """Save the signed records after the registrations of the subjects not yet known:
         those signed ahead with them (the first ``len(registering)`` presigned events), else
         built here."""
-        ahead = len(registering) if registering is not None else 0
-        records = Presigned(presigned.events[ahead:], presigned.stored[ahead:], presigned.seen)
+        signed_ahead = len(registering) if registering is not None else 0
+        records = Presigned(presigned.events[signed_ahead:], presigned.stored[signed_ahead:],
+                            presigned.seen)
         ids = [e.originator_id for e in records.events]
-        unsigned: list[LedgerAggregate.Event] = []  # registrations signed here, as saved
-        if registering is None:
-            unsigned = self.new_subjects(batch)
-        registrations = unsigned or cast(list[LedgerAggregate.Event], presigned.events[:ahead])
+        # the registrations saved, and those of them signed here
+        unsigned = self.new_subjects(batch) if registering is None else []
+        registrations = unsigned or cast(list[LedgerAggregate.Event],
+                                         presigned.events[:signed_ahead])
         signed = presigned
         for attempt in (1, 2):
             try:
@@ -295,8 +300,7 @@ class CreditServices:
     def new_subjects(self, batch: Sequence[RecordSubmission]) -> list[LedgerAggregate.Event]:
         """Registrations (Registered events) for the batch's subjects the ledger does not know
         yet."""
-        return [Subject.registration(actor=s.actor, ref=s.subject, name=s.subject_name or "")
-                for s in self.unregistered(batch)]
+        return registrations_of(self.unregistered(batch))
 
     def unregistered(self, batch: Sequence[RecordSubmission], ahead: set[UUID] | None = None
                      ) -> list[RecordSubmission]:
@@ -306,10 +310,10 @@ class CreditServices:
         wanted: dict[UUID, RecordSubmission] = {}
         for s in batch:
             sid = subject_id(s.subject.key)
+            if ahead and sid in ahead:
+                continue
             if sid not in wanted or (wanted[sid].subject_name is None and s.subject_name):
                 wanted[sid] = s
-        if ahead:
-            wanted = {sid: s for sid, s in wanted.items() if sid not in ahead}
         known = self.ledger.existing(wanted)
         new = []
         for sid, s in wanted.items():
