@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.schema import CreateTable
 
 from domain.clock import naive_utc
 from domain.identifiers import mask_subject_key
@@ -240,11 +241,12 @@ class ProjectionRunner:
             generation, _, _ = self._lock(conn, name)
             new = generation + 1
             self._drop(conn, name, new)
-            self._create(conn, name, new)
+            self._create(conn, name, new, indexed=False)
         fresh = tables_of(name, new)
         with self.ledger.engine.connect() as reader:
             start = _ends(reader)[name]
         FILLERS[name](self, fresh, start, day, progress, workers)
+        self._index(name, new)
         with self.engine.begin() as conn:
             self._lock(conn, name)
             position = start
@@ -284,13 +286,30 @@ class ProjectionRunner:
             with self.ledger.engine.connect() as reader:
                 yield reader
 
-    def _create(self, conn: Connection, name: str, generation: int) -> None:
+    def _create(self, conn: Connection, name: str, generation: int, *,
+                indexed: bool = True) -> None:
+        """A generation's tables; a rebuild's without their indexes (``_index`` adds them):
+        the fill's inserts then append to each table instead of landing at random in the
+        indexes of ids (SQLite, a million events: 41.6 -> 31.3 us an event, one worker)."""
         for table in tables_of(name, generation).values():
-            table.create(conn, checkfirst=True)
+            if indexed:
+                table.create(conn, checkfirst=True)
+            else:
+                conn.execute(CreateTable(table))
+
+    def _index(self, name: str, generation: int) -> None:
+        """Create a filled generation's indexes, each in a transaction of its own (a write
+        lock held for one index at a time). A duplicate key is refused here, as the insert
+        would have refused it, and the rebuild fails before anything is switched."""
+        for table in tables_of(name, generation).values():
+            for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                with self.engine.begin() as conn:
+                    index.create(conn)
 
     def _drop(self, conn: Connection, name: str, generation: int) -> None:
-        for table in tables_of(name, generation).values():
-            table.drop(conn, checkfirst=True)
+        with _freed_pages_not_overwritten(conn):
+            for table in tables_of(name, generation).values():
+                table.drop(conn, checkfirst=True)
 
     def _point_views(self, conn: Connection, name: str, generation: int) -> None:
         for view, table in tables_of(name, generation).items():
@@ -364,6 +383,24 @@ class ProjectionRunner:
 
     def policy_facts(self, until: int) -> list[Fact]:
         return [f for f in self.ledger.policy_facts if f.position <= until]
+
+
+@contextmanager
+def _freed_pages_not_overwritten(conn: Connection) -> Iterator[None]:
+    """SQLite built with SECURE_DELETE (Debian's is) overwrites every page a DROP frees with
+    zeros: dropping a million events' generation took 1.8 s with them, 0.2 s without, and the
+    switch holds the write lock meanwhile. A generation holds nothing that the ledger, which
+    keeps every event, and the generation after it do not hold, so the zeros would hide
+    nothing. The setting is the connection's, set back after."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    was = int(conn.exec_driver_sql("PRAGMA secure_delete").scalar_one())
+    conn.exec_driver_sql("PRAGMA secure_delete = 0")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA secure_delete = {was}")
 
 
 def _ends(reader: Connection) -> dict[str, int]:

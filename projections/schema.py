@@ -4,6 +4,11 @@ Each projection writes physical tables named ``<table>_g<generation>``; readers 
 ``<table>`` that point at the live generation. A rebuild fills generation n+1 while generation n
 keeps serving, then switches the views and the projection's position in one transaction.
 
+The subjects projection's tables have no primary key: their keys (a subject, a record's id …)
+are unique indexes, which a rebuild creates, with the other indexes, once its generation is
+filled. Kept up row by row, the random ids' index cost a rebuild a quarter of its time at a
+million events; built at once from the filled table, a second.
+
 ``proj_positions`` holds, per projection, its live generation, the last log position (or
 checkpoint number) applied, and the day its time-dependent flags were computed for: written in the
 same transaction as the rows, so every event is applied exactly once, also after a crash.
@@ -57,7 +62,7 @@ faults = Table(
 def _subjects(md: MetaData, g: int) -> list[Table]:
     subjects = Table(
         f"proj_subjects_g{g}", md,
-        Column("subject", String(64), primary_key=True),
+        Column("subject", String(64), nullable=False),
         Column("scheme", String(8), nullable=False),
         Column("kind", String(32), nullable=True),
         Column("name", String(200), nullable=True),
@@ -72,11 +77,12 @@ def _subjects(md: MetaData, g: int) -> list[Table]:
         Column("open_objections", Integer, nullable=False),
         Column("changes_on", Date, nullable=True),
     )
+    Index(f"ux_proj_subjects_g{g}_subject", subjects.c.subject, unique=True)
     Index(f"ix_proj_subjects_g{g}_name", subjects.c.name)
     Index(f"ix_proj_subjects_g{g}_changes_on", subjects.c.changes_on)
     records = Table(
         f"proj_records_g{g}", md,
-        Column("id", String(36), primary_key=True),
+        Column("id", String(36), nullable=False),
         Column("subject", String(64), nullable=False),
         Column("department", String(32), nullable=False),
         Column("item_code", String(32), nullable=False),
@@ -100,10 +106,11 @@ def _subjects(md: MetaData, g: int) -> list[Table]:
         Column("revoked", Boolean, nullable=False),
         Column("disclosure_until", Date, nullable=True),
     )
+    Index(f"ux_proj_records_g{g}_id", records.c.id, unique=True)
     Index(f"ix_proj_records_g{g}_subject", records.c.subject)
     listings = Table(
         f"proj_listings_g{g}", md,
-        Column("id", String(36), primary_key=True),
+        Column("id", String(36), nullable=False),
         Column("subject", String(64), nullable=False),
         Column("number", String(64), nullable=False),
         Column("list", String(8), nullable=False),
@@ -116,11 +123,12 @@ def _subjects(md: MetaData, g: int) -> list[Table]:
         Column("removed_on", Date, nullable=True),
         Column("measures", Text, nullable=False),
     )
+    Index(f"ux_proj_listings_g{g}_id", listings.c.id, unique=True)
     Index(f"ix_proj_listings_g{g}_subject", listings.c.subject)
     Index(f"ix_proj_listings_g{g}_status", listings.c.list, listings.c.status)
     objections = Table(
         f"proj_objections_g{g}", md,
-        Column("id", String(36), primary_key=True),
+        Column("id", String(36), nullable=False),
         Column("subject", String(64), nullable=False),
         Column("number", String(64), nullable=False),
         Column("target", String(8), nullable=False),
@@ -137,11 +145,12 @@ def _subjects(md: MetaData, g: int) -> list[Table]:
         Column("late", Boolean, nullable=False),
         Column("review", String(10), nullable=True),
     )
+    Index(f"ux_proj_objections_g{g}_id", objections.c.id, unique=True)
     Index(f"ix_proj_objections_g{g}_queue", objections.c.status, objections.c.deadline)
     Index(f"ix_proj_objections_g{g}_subject", objections.c.subject)
     repairs = Table(
         f"proj_repairs_g{g}", md,
-        Column("id", String(36), primary_key=True),
+        Column("id", String(36), nullable=False),
         Column("subject", String(64), nullable=False),
         Column("number", String(64), nullable=False),
         Column("record_id", String(36), nullable=False),
@@ -149,6 +158,7 @@ def _subjects(md: MetaData, g: int) -> list[Table]:
         Column("applied_on", Date, nullable=False),
         Column("decided_on", Date, nullable=True),
     )
+    Index(f"ux_proj_repairs_g{g}_id", repairs.c.id, unique=True)
     Index(f"ix_proj_repairs_g{g}_queue", repairs.c.status, repairs.c.applied_on)
     Index(f"ix_proj_repairs_g{g}_subject", repairs.c.subject)
     return [subjects, records, listings, objections, repairs]

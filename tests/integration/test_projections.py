@@ -311,3 +311,93 @@ def test_a_fill_s_commits_that_do_not_wait_for_the_disk_end_with_the_fill(
         assert setting() == before
     finally:
         engine.dispose()
+
+
+def _live_generation(ledger: CreditLedger) -> int:
+    with ledger.engine.connect() as conn:
+        return int(conn.execute(select(positions.c.generation)
+                                .where(positions.c.name == "subjects")).scalar_one())
+
+
+def test_a_rebuilt_generation_has_every_index_of_the_schema_and_unique_keys(
+        ledger: CreditLedger) -> None:
+    """A rebuild fills its generation's tables before it indexes them (``_index``); switched,
+    the generation has every index the schema names, its keys unique as declared."""
+    from sqlalchemy import insert, inspect
+    from sqlalchemy.exc import IntegrityError
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    runner.rebuild("subjects", today=TODAY, workers=2)
+    tables = tables_of("subjects", _live_generation(ledger))
+    inspector = inspect(ledger.engine)
+    for table in tables.values():
+        declared = {str(index.name): bool(index.unique) for index in table.indexes}
+        assert any(declared.values())  # each table's key
+        found = {str(index["name"]): bool(index["unique"])
+                 for index in inspector.get_indexes(table.name)}
+        assert found == declared, table.name
+    records = tables["proj_records"]
+    with ledger.engine.connect() as conn:
+        row = conn.execute(select(records)).mappings().first()
+    assert row is not None
+    with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+        conn.execute(insert(records).values(**{**row, "subject": "another"}))
+
+
+def test_a_duplicate_key_in_a_fill_fails_the_rebuild_and_the_live_generation_serves_on(
+        ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fill inserts into tables without their unique indexes: a duplicate it wrote (a bug in
+    the rows) is refused when they are built, before anything is switched; the next rebuild
+    drops the half-built generation and builds it afresh."""
+    from sqlalchemy.exc import IntegrityError
+
+    from projections import subjects as subjects_projection
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    runner.catch_up(today=TODAY)
+    live, generation = snapshot(ledger.engine), _live_generation(ledger)
+    real = subjects_projection.rows_of
+
+    def doubled(state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        rows = real(state)
+        return {**rows, "proj_records": rows["proj_records"] * 2}
+
+    monkeypatch.setattr(subjects_projection, "rows_of", doubled)
+    with pytest.raises(IntegrityError):
+        runner.rebuild("subjects", today=TODAY, workers=1)
+    assert _live_generation(ledger) == generation
+    assert snapshot(ledger.engine) == live
+    monkeypatch.setattr(subjects_projection, "rows_of", real)
+    runner.rebuild("subjects", today=TODAY, workers=1)
+    assert _live_generation(ledger) == generation + 1
+    assert snapshot(ledger.engine) == live
+
+
+def test_a_generation_is_dropped_without_zeroing_its_pages_and_the_setting_comes_back(
+        ledger: CreditLedger, backend: str) -> None:
+    """SQLite built with SECURE_DELETE zeroes every page a DROP frees; a generation's drop
+    leaves them (``_freed_pages_not_overwritten``), on the connection of the drop only, which
+    goes back to its pool as it came, also when the drop fails."""
+    from projections.runner import _freed_pages_not_overwritten
+    engine = create_engine(ledger.engine.url, pool_size=1, max_overflow=0)
+    try:
+        if backend == "postgresql":  # nothing to set
+            with engine.begin() as conn, _freed_pages_not_overwritten(conn):
+                conn.exec_driver_sql("SELECT 1")
+            return
+
+        def setting() -> int:
+            with engine.connect() as conn:
+                return int(conn.exec_driver_sql("PRAGMA secure_delete").scalar_one())
+
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA secure_delete = 1")
+        with engine.begin() as conn, _freed_pages_not_overwritten(conn):
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar_one() == 0
+        assert setting() == 1
+        with pytest.raises(RuntimeError, match="the drop failed"), engine.begin() as conn, \
+                _freed_pages_not_overwritten(conn):
+            raise RuntimeError("the drop failed")
+        assert setting() == 1
+    finally:
+        engine.dispose()
