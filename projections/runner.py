@@ -236,6 +236,7 @@ class ProjectionRunner:
         dropped here before it is built again."""
         self.setup()
         self.ledger.refresh()
+        ledger_tables.upgrade_subject_index(self.ledger.engine)  # the fill reads through it
         day = today or today_in_china()
         with self.engine.begin() as conn:
             generation, _, _ = self._lock(conn, name)

@@ -401,3 +401,42 @@ def test_a_generation_is_dropped_without_zeroing_its_pages_and_the_setting_comes
         assert setting() == 1
     finally:
         engine.dispose()
+
+
+def test_a_store_whose_subject_index_predates_the_notification_id_gets_it_from_a_rebuild(
+        ledger: CreditLedger) -> None:
+    """The subject index carries each event's notification id (``ledger.tables.SUBJECT_INDEX``),
+    so the fill reads the index and the events, not ledger_log's rows; a store made before
+    gets it from its next rebuild, which reads through it, and its rows are unchanged."""
+    from sqlalchemy import event, inspect
+
+    from ledger.tables import SUBJECT_INDEX, upgrade_subject_index
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    runner.catch_up(today=TODAY)
+    live = snapshot(ledger.engine)
+    with ledger.engine.begin() as conn:  # the index as earlier versions made it
+        conn.exec_driver_sql(f"DROP INDEX {SUBJECT_INDEX.name}")
+        conn.exec_driver_sql(f"CREATE INDEX {SUBJECT_INDEX.name} ON ledger_log (subject, position)")
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", capture)
+    try:
+        runner.rebuild("subjects", today=TODAY, workers=1)
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", capture)
+    (index,) = [i for i in inspect(ledger.engine).get_indexes("ledger_log")
+                if i["name"] == SUBJECT_INDEX.name]
+    assert index["column_names"] == ["subject", "position", "notification_id"]
+    assert upgrade_subject_index(ledger.engine) is False  # once
+    assert snapshot(ledger.engine) == live
+    if ledger.engine.dialect.name == "sqlite":
+        (fill,) = [s for s in statements if "credit_events" in s and "ORDER BY" in s
+                   and "ledger_log.subject <" not in s and " IN " not in s]
+        with ledger.engine.connect() as conn:
+            plan = " ".join(str(row[-1]) for row in conn.execute(
+                text("EXPLAIN QUERY PLAN " + fill.replace("?", "'x'"))))
+        assert f"COVERING INDEX {SUBJECT_INDEX.name}" in plan, plan
