@@ -17,7 +17,7 @@ import select as io_select
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -304,7 +304,7 @@ class ProjectionRunner:
         would have refused it, and the rebuild fails before anything is switched."""
         for table in tables_of(name, generation).values():
             for index in sorted(table.indexes, key=lambda index: str(index.name)):
-                with self.engine.begin() as conn:
+                with self.engine.begin() as conn, _sorting_in_little_memory(conn):
                     index.create(conn)
 
     def _drop(self, conn: Connection, name: str, generation: int) -> None:
@@ -386,22 +386,35 @@ class ProjectionRunner:
         return [f for f in self.ledger.policy_facts if f.position <= until]
 
 
-@contextmanager
-def _freed_pages_not_overwritten(conn: Connection) -> Iterator[None]:
+def _freed_pages_not_overwritten(conn: Connection) -> AbstractContextManager[None]:
     """SQLite built with SECURE_DELETE (Debian's is) overwrites every page a DROP frees with
     zeros: dropping a million events' generation took 1.8 s with them, 0.2 s without, and the
     switch holds the write lock meanwhile. A generation holds nothing that the ledger, which
     keeps every event, and the generation after it do not hold, so the zeros would hide
-    nothing. The setting is the connection's, set back after."""
+    nothing."""
+    return _sqlite_pragma(conn, "secure_delete", 0)
+
+
+def _sorting_in_little_memory(conn: Connection) -> AbstractContextManager[None]:
+    """SQLite sorts an index's keys in memory up to the connection's page cache (64 MB on the
+    ledger's own connections) before it merges: with SQLite's default of 2 MB, a million
+    events' generation was indexed in 1.3 s and 17 MB, against 1.7-1.8 s and 139 MB."""
+    return _sqlite_pragma(conn, "cache_size", -2000)
+
+
+@contextmanager
+def _sqlite_pragma(conn: Connection, name: str, value: int) -> Iterator[None]:
+    """A SQLite connection's setting changed for a while, set back after (the connection goes
+    back to its pool as it came); nothing elsewhere."""
     if conn.dialect.name != "sqlite":
         yield
         return
-    was = int(conn.exec_driver_sql("PRAGMA secure_delete").scalar_one())
-    conn.exec_driver_sql("PRAGMA secure_delete = 0")
+    was = int(conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA {name} = {value}")
     try:
         yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA secure_delete = {was}")
+        conn.exec_driver_sql(f"PRAGMA {name} = {was}")
 
 
 def _ends(reader: Connection) -> dict[str, int]:

@@ -373,32 +373,38 @@ def test_a_duplicate_key_in_a_fill_fails_the_rebuild_and_the_live_generation_ser
     assert snapshot(ledger.engine) == live
 
 
-def test_a_generation_is_dropped_without_zeroing_its_pages_and_the_setting_comes_back(
-        ledger: CreditLedger, backend: str) -> None:
-    """SQLite built with SECURE_DELETE zeroes every page a DROP frees; a generation's drop
-    leaves them (``_freed_pages_not_overwritten``), on the connection of the drop only, which
-    goes back to its pool as it came, also when the drop fails."""
-    from projections.runner import _freed_pages_not_overwritten
+@pytest.mark.parametrize("setting, inside, before", [
+    ("secure_delete", 0, 1),  # a drop: the pages it frees are not zeroed
+    ("cache_size", -2000, -65536),  # an index built: its keys sorted in little memory
+])
+def test_a_rebuild_s_sqlite_settings_come_back_with_the_connection(
+        ledger: CreditLedger, backend: str, setting: str, inside: int, before: int) -> None:
+    """SQLite built with SECURE_DELETE zeroes every page a DROP frees, and sorts an index's
+    keys in as much memory as the page cache holds: a rebuild drops a generation and builds
+    its indexes with other settings, on the connection that does it only, which goes back to
+    its pool as it came, also when the work fails."""
+    context = {"secure_delete": runner_module._freed_pages_not_overwritten,
+               "cache_size": runner_module._sorting_in_little_memory}[setting]
     engine = create_engine(ledger.engine.url, pool_size=1, max_overflow=0)
     try:
         if backend == "postgresql":  # nothing to set
-            with engine.begin() as conn, _freed_pages_not_overwritten(conn):
+            with engine.begin() as conn, context(conn):
                 conn.exec_driver_sql("SELECT 1")
             return
 
-        def setting() -> int:
+        def value() -> int:
             with engine.connect() as conn:
-                return int(conn.exec_driver_sql("PRAGMA secure_delete").scalar_one())
+                return int(conn.exec_driver_sql(f"PRAGMA {setting}").scalar_one())
 
         with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA secure_delete = 1")
-        with engine.begin() as conn, _freed_pages_not_overwritten(conn):
-            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar_one() == 0
-        assert setting() == 1
-        with pytest.raises(RuntimeError, match="the drop failed"), engine.begin() as conn, \
-                _freed_pages_not_overwritten(conn):
-            raise RuntimeError("the drop failed")
-        assert setting() == 1
+            conn.exec_driver_sql(f"PRAGMA {setting} = {before}")
+        with engine.begin() as conn, context(conn):
+            assert conn.exec_driver_sql(f"PRAGMA {setting}").scalar_one() == inside
+        assert value() == before
+        with pytest.raises(RuntimeError, match="the work failed"), engine.begin() as conn, \
+                context(conn):
+            raise RuntimeError("the work failed")
+        assert value() == before
     finally:
         engine.dispose()
 
