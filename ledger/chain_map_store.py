@@ -22,7 +22,7 @@ IN_CHUNK = 500
 BLOCK_LEVEL = 8  # stored: bucket hashes (level 0) and levels 8-16; 1-7 recomputed per block
 
 _CHAIN_COLUMNS = "chain, key_hash, bucket, length, head, position"
-_CHAIN_UPSERT = ("ON CONFLICT (chain) DO UPDATE SET length = excluded.length, "
+_CHAIN_UPSERT = ("ON CONFLICT (bucket, chain) DO UPDATE SET length = excluded.length, "
                  "head = excluded.head, position = excluded.position")
 _NODE_UPSERT = "ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash"
 
@@ -238,8 +238,9 @@ class ChainMapStore:
     def chain(self, conn: Any, key: str) -> tuple[int, bytes, int]:
         """(length, head, last position) of one chain; (0, empty head, -1) if it has no events."""
         c = tables.chains
+        bucket = chain_map.bucket_of(chain_map.key_hash(key))
         row = conn.execute(select(c.c.length, c.c.head, c.c.position)
-                           .where(c.c.chain == key)).first()
+                           .where(c.c.bucket == bucket, c.c.chain == key)).first()
         if row is None:
             return 0, chain_map.EMPTY_HEAD, -1
         return int(row[0]), bytes(row[1]), int(row[2])

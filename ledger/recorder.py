@@ -95,6 +95,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         self.chain_map_store = ChainMapStore(datastore.engine.dialect.name)
         self._head: tuple[int, list[bytes]] | None = None  # cached compact range, after commit
         self.known_aggregates = KnownAggregates()
+        self._chains_ready = False  # ledger_chains keyed as its upsert needs (upgraded once)
 
     def lock_for_append(self, session: Session) -> None:
         """Take the write lock before the transaction reads anything it appends after."""
@@ -302,6 +303,16 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             rows = connection.execute(query).all()
         return [StoredEvent(originator_id=originator_id, originator_version=v, topic=t,
                             state=bytes(state)) for v, t, state in rows]
+
+    def transaction(self, commit: bool = True) -> Any:
+        """The library's transaction; before this process's first write, a store whose chain
+        index predates its key ``(bucket, chain)`` is upgraded (``tables.upgrade_chains_table``,
+        in a transaction of its own: never inside an open one)."""
+        if commit and not self._chains_ready and _active_transaction() is None:
+            assert self.datastore.engine is not None
+            tables.upgrade_chains_table(self.datastore.engine)
+            self._chains_ready = True
+        return super().transaction(commit=commit)
 
     @contextmanager
     def reading(self) -> Iterator[Any]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -33,7 +34,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.schema import DropIndex
+from sqlalchemy.schema import CreateTable, DropIndex
 from sqlalchemy_utils.types.uuid import UUIDType
 
 # Stored like eventsourcing-sqlalchemy stores originator ids (16 bytes on SQLite, uuid on
@@ -104,17 +105,23 @@ timestamps = Table(
     Column("token", LargeBinary, nullable=False),  # the DER TimeStampResponse
 )
 
+# Keyed by bucket first: a batch reads the chains of its buckets, then upserts those it extends,
+# and both find them in one b-tree, the bucket's entries side by side (SQLite: the rows are the
+# key's b-tree, no rowid table beside it). A chain's bucket is a function of its key, so the pair
+# is unique exactly when the chain is. Stores made before get it from ``upgrade_chains_table``.
 chains = Table(
     "ledger_chains",
     metadata,
-    Column("chain", String(80), primary_key=True),
+    Column("chain", String(80), nullable=False),
     Column("key_hash", LargeBinary(32), nullable=False),
     Column("bucket", Integer, nullable=False),
     Column("length", BigInteger, nullable=False),
     Column("head", LargeBinary(32), nullable=False),
     Column("position", BigInteger, nullable=False),  # of the chain's last event
+    PrimaryKeyConstraint("bucket", "chain", name="ledger_chains_pkey"),
+    sqlite_with_rowid=False,
 )
-Index("ledger_chains_bucket_idx", chains.c.bucket)
+
 
 chain_map = Table(
     "ledger_map",
@@ -159,6 +166,37 @@ def upgrade_subject_index(engine: Any) -> bool:
         if SUBJECT_INDEX.name in found:
             conn.execute(DropIndex(SUBJECT_INDEX))
         SUBJECT_INDEX.create(conn)
+    return True
+
+
+def upgrade_chains_table(engine: Any) -> bool:
+    """Give a store whose ``ledger_chains`` predates its key ``(bucket, chain)`` the table as
+    defined now, in one transaction (its rows copied as they are; about a second at a million
+    events); True if it did. The writers' upsert needs that key, so the ledger runs this
+    before its first write."""
+    wanted = [column.name for column in chains.primary_key.columns]
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        if (not inspector.has_table(chains.name)
+                or inspector.get_pk_constraint(chains.name)["constrained_columns"] == wanted):
+            return False
+        if conn.dialect.name == "sqlite":
+            # a write first: SQLite takes its write lock, and what follows is one transaction
+            conn.exec_driver_sql("UPDATE ledger_chains SET bucket = bucket WHERE 0 = 1")
+            twin = chains.to_metadata(MetaData(), name="ledger_chains_upgrade")
+            conn.execute(CreateTable(twin))
+            listed = ", ".join(column.name for column in chains.columns)
+            conn.exec_driver_sql(f"INSERT INTO {twin.name} ({listed}) SELECT {listed} "
+                                 f"FROM {chains.name} ORDER BY bucket, chain")
+            conn.exec_driver_sql(f"DROP TABLE {chains.name}")
+            conn.exec_driver_sql(f"ALTER TABLE {twin.name} RENAME TO {chains.name}")
+        else:
+            conn.exec_driver_sql(f"LOCK TABLE {chains.name} IN ACCESS EXCLUSIVE MODE")
+            old = inspect(conn).get_pk_constraint(chains.name)["name"]
+            conn.exec_driver_sql(f"ALTER TABLE {chains.name} DROP CONSTRAINT {old}")
+            conn.exec_driver_sql(f"ALTER TABLE {chains.name} ADD CONSTRAINT ledger_chains_pkey "
+                                 "PRIMARY KEY (bucket, chain)")
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ledger_chains_bucket_idx")
     return True
 
 

@@ -87,6 +87,7 @@ from proofs.failures import (
 from proofs.registry_events import REGISTRY_TOPICS
 
 PAGE = 5000
+CHAIN_BUCKETS = 4096  # of the chain map's 65,536: sixteen reads of the stored chain index
 AGGREGATES_PAGE = 500  # aggregates whose events ``check_versions`` reads at a time
 CHUNK = 1000
 IN_FLIGHT = 3  # chunks queued per worker
@@ -617,14 +618,26 @@ class LedgerVerifier:
 
     # -- check 9 ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _stored_chains(conn: Connection) -> Iterator[Sequence[Any]]:
+        """The stored chain index, a range of CHAIN_BUCKETS buckets a query: its key is
+        ``(bucket, chain)``, so a page by chain alone would scan the table each time."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, chain_map.BUCKETS, CHAIN_BUCKETS):
+                cursor.execute("SELECT chain, key_hash, bucket, length, head, position FROM "
+                               f"{tables.chains.name} WHERE bucket >= {mark} AND bucket < {mark}",
+                               (start, start + CHAIN_BUCKETS))
+                yield from cursor.fetchall()
+        finally:
+            cursor.close()
+
     def check_chains(self, conn: Connection, size: int) -> None:
         """The stored chain index equals the one recomputed from the events (when nothing was
         written during the run: a live ledger moves on, and is checked the next time)."""
         recomputed = self.recomputed_map
-        rows = (row for page in self._pages(
-            conn, "SELECT chain, key_hash, bucket, length, head, position FROM "
-            f"{tables.chains.name} WHERE chain > {{}} ORDER BY chain LIMIT {PAGE}", "")
-            for row in page)
+        rows = self._stored_chains(conn)
         seen = 0
         differing: list[str] = []
         for chain, hkey, bucket, length, head, position in rows:

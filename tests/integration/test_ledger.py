@@ -430,3 +430,49 @@ def test_the_probe_for_new_keys_and_policies_reads_the_stream_index_only(
         keys_and_policies = conn.execute(select(func.max(tables.log.c.position)).where(
             tables.log.c.stream.in_(["Authority", "PolicyVersion"]))).scalar()
     assert latest == keys_and_policies
+
+
+@pytest.mark.initialised
+def test_a_chain_index_keyed_by_chain_alone_is_upgraded_before_the_next_write(
+        ledger: CreditLedger, services: CreditServices, settings: Settings) -> None:
+    """Stores made before ``ledger_chains`` was keyed ``(bucket, chain)`` (keyed by chain, with
+    an index of buckets) get the table as defined now before a process's first write, rows as
+    they were; the writes go on, and the store verifies."""
+    from sqlalchemy import inspect, text
+    services.submit_records([submission("tax", n) for n in range(1, 4)])
+    engine = ledger.engine
+    with engine.connect() as conn:
+        before = {row[0]: tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                  for row in conn.execute(select(tables.chains))}
+    ledger.close()
+    with engine.begin() as conn:  # the table as earlier versions made it
+        conn.execute(text("CREATE TABLE ledger_chains_old (chain VARCHAR(80) NOT NULL PRIMARY KEY, "
+                          "key_hash BYTEA NOT NULL, bucket INTEGER NOT NULL, length BIGINT NOT NULL, "
+                          "head BYTEA NOT NULL, position BIGINT NOT NULL)"
+                          .replace("BYTEA", "BLOB" if engine.dialect.name == "sqlite" else "BYTEA")))
+        conn.execute(text("INSERT INTO ledger_chains_old SELECT chain, key_hash, bucket, length, "
+                          "head, position FROM ledger_chains"))
+        conn.execute(text("DROP TABLE ledger_chains"))
+        conn.execute(text("ALTER TABLE ledger_chains_old RENAME TO ledger_chains"))
+        conn.execute(text("CREATE INDEX ledger_chains_bucket_idx ON ledger_chains (bucket)"))
+    assert inspect(engine).get_pk_constraint("ledger_chains")["constrained_columns"] == ["chain"]
+    reopened = CreditLedger(replace(settings, create=False))
+    try:
+        CreditServices(reopened).submit_records([submission("tax", n) for n in range(4, 6)])
+        inspector = inspect(reopened.engine)
+        assert inspector.get_pk_constraint("ledger_chains")["constrained_columns"] == [
+            "bucket", "chain"]
+        assert "ledger_chains_bucket_idx" not in {i["name"] for i in
+                                                  inspector.get_indexes("ledger_chains")}
+        with reopened.engine.connect() as conn:
+            after = {row[0]: tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                     for row in conn.execute(select(tables.chains))}
+        assert set(before) <= set(after)
+        # the chains the new records did not extend are as they were (the key registry's)
+        unchanged = [chain for chain in before if before[chain][5] == after[chain][5]]
+        assert unchanged and all(after[chain] == before[chain] for chain in unchanged)
+        report = LedgerVerifier(reopened.engine, tables.events_table("credit_events")).run()
+        assert report.ok, report.failures
+        assert tables.upgrade_chains_table(reopened.engine) is False  # once
+    finally:
+        reopened.close()
