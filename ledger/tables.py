@@ -175,14 +175,21 @@ def upgrade_chains_table(engine: Any) -> bool:
     events); True if it did. The writers' upsert needs that key, so the ledger runs this
     before its first write."""
     wanted = [column.name for column in chains.primary_key.columns]
+
+    def keyed_as_now(conn: Any) -> bool:
+        return bool(inspect(conn).get_pk_constraint(chains.name)["constrained_columns"] == wanted)
+
     with engine.begin() as conn:
-        inspector = inspect(conn)
-        if (not inspector.has_table(chains.name)
-                or inspector.get_pk_constraint(chains.name)["constrained_columns"] == wanted):
+        if not inspect(conn).has_table(chains.name) or keyed_as_now(conn):
+            return False
+        # the write lock, then a second look: another process may have upgraded it meanwhile
+        if conn.dialect.name == "sqlite":  # (a write makes SQLite lock; one transaction on)
+            conn.exec_driver_sql("UPDATE ledger_chains SET bucket = bucket WHERE 0 = 1")
+        else:
+            conn.exec_driver_sql(f"LOCK TABLE {chains.name} IN ACCESS EXCLUSIVE MODE")
+        if keyed_as_now(conn):
             return False
         if conn.dialect.name == "sqlite":
-            # a write first: SQLite takes its write lock, and what follows is one transaction
-            conn.exec_driver_sql("UPDATE ledger_chains SET bucket = bucket WHERE 0 = 1")
             twin = chains.to_metadata(MetaData(), name="ledger_chains_upgrade")
             conn.execute(CreateTable(twin))
             listed = ", ".join(column.name for column in chains.columns)
@@ -191,7 +198,6 @@ def upgrade_chains_table(engine: Any) -> bool:
             conn.exec_driver_sql(f"DROP TABLE {chains.name}")
             conn.exec_driver_sql(f"ALTER TABLE {twin.name} RENAME TO {chains.name}")
         else:
-            conn.exec_driver_sql(f"LOCK TABLE {chains.name} IN ACCESS EXCLUSIVE MODE")
             old = inspect(conn).get_pk_constraint(chains.name)["name"]
             conn.exec_driver_sql(f"ALTER TABLE {chains.name} DROP CONSTRAINT {old}")
             conn.exec_driver_sql(f"ALTER TABLE {chains.name} ADD CONSTRAINT ledger_chains_pkey "
