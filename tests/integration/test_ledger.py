@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -432,30 +433,78 @@ def test_the_probe_for_new_keys_and_policies_reads_the_stream_index_only(
     assert latest == keys_and_policies
 
 
-@pytest.mark.initialised
-def test_a_chain_index_keyed_by_chain_alone_is_upgraded_before_the_next_write(
-        ledger: CreditLedger, services: CreditServices, settings: Settings) -> None:
-    """Stores made before ``ledger_chains`` was keyed ``(bucket, chain)`` (keyed by chain, with
-    an index of buckets) get the table as defined now before a process's first write, rows as
-    they were; the writes go on, and the store verifies."""
+def _key_chains_as_before(engine: Any) -> None:
+    """``ledger_chains`` as earlier versions made it: keyed by chain, an index of buckets."""
     from sqlalchemy import inspect, text
-    services.submit_records([submission("tax", n) for n in range(1, 4)])
-    engine = ledger.engine
-    with engine.connect() as conn:
-        before = {row[0]: tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
-                  for row in conn.execute(select(tables.chains))}
-    ledger.close()
-    with engine.begin() as conn:  # the table as earlier versions made it
-        conn.execute(text("CREATE TABLE ledger_chains_old (chain VARCHAR(80) NOT NULL PRIMARY KEY, "
-                          "key_hash BYTEA NOT NULL, bucket INTEGER NOT NULL, length BIGINT NOT NULL, "
-                          "head BYTEA NOT NULL, position BIGINT NOT NULL)"
-                          .replace("BYTEA", "BLOB" if engine.dialect.name == "sqlite" else "BYTEA")))
+    blob = "BLOB" if engine.dialect.name == "sqlite" else "BYTEA"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE ledger_chains_old (chain VARCHAR(80) NOT NULL PRIMARY "
+                          f"KEY, key_hash {blob} NOT NULL, bucket INTEGER NOT NULL, length BIGINT "
+                          f"NOT NULL, head {blob} NOT NULL, position BIGINT NOT NULL)"))
         conn.execute(text("INSERT INTO ledger_chains_old SELECT chain, key_hash, bucket, length, "
                           "head, position FROM ledger_chains"))
         conn.execute(text("DROP TABLE ledger_chains"))
         conn.execute(text("ALTER TABLE ledger_chains_old RENAME TO ledger_chains"))
         conn.execute(text("CREATE INDEX ledger_chains_bucket_idx ON ledger_chains (bucket)"))
     assert inspect(engine).get_pk_constraint("ledger_chains")["constrained_columns"] == ["chain"]
+
+
+@pytest.mark.initialised
+def test_two_processes_upgrading_the_chain_index_at_once_copy_it_once(
+        ledger: CreditLedger, services: CreditServices) -> None:
+    """Two writers opening an old store at the same moment: one upgrades ``ledger_chains``, the
+    other waits for its lock, looks again and leaves it; the rows are the ones there were."""
+    import threading
+
+    from sqlalchemy import create_engine
+    services.submit_records([submission("tax", n) for n in range(1, 4)])
+    engine = ledger.engine
+    with engine.connect() as conn:
+        before = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                        for row in conn.execute(select(tables.chains)))
+    ledger.close()
+    _key_chains_as_before(engine)
+    engines = [create_engine(engine.url) for _ in range(2)]
+    start = threading.Barrier(2)
+    outcomes: list[bool | BaseException] = []
+
+    def upgrade(which: Any) -> None:
+        start.wait()
+        try:
+            outcomes.append(tables.upgrade_chains_table(which))
+        except BaseException as exc:  # reported below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(e,)) for e in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(outcomes, key=str) == [False, True], outcomes
+        with engines[0].connect() as conn:
+            after = sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                           for row in conn.execute(select(tables.chains)))
+        assert after == before
+    finally:
+        for each in engines:
+            each.dispose()
+
+
+@pytest.mark.initialised
+def test_a_chain_index_keyed_by_chain_alone_is_upgraded_before_the_next_write(
+        ledger: CreditLedger, services: CreditServices, settings: Settings) -> None:
+    """Stores made before ``ledger_chains`` was keyed ``(bucket, chain)`` (keyed by chain, with
+    an index of buckets) get the table as defined now before a process's first write, rows as
+    they were; the writes go on, and the store verifies."""
+    from sqlalchemy import inspect
+    services.submit_records([submission("tax", n) for n in range(1, 4)])
+    engine = ledger.engine
+    with engine.connect() as conn:
+        before = {row[0]: tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                  for row in conn.execute(select(tables.chains))}
+    ledger.close()
+    _key_chains_as_before(engine)
     reopened = CreditLedger(replace(settings, create=False))
     try:
         CreditServices(reopened).submit_records([submission("tax", n) for n in range(4, 6)])
