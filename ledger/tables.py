@@ -122,7 +122,6 @@ chains = Table(
     sqlite_with_rowid=False,
 )
 
-
 chain_map = Table(
     "ledger_map",
     metadata,

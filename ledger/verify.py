@@ -213,6 +213,11 @@ class _Checkpoints:
         self.pending = next(self.rows, None)
 
 
+def _placeholder(conn: Connection) -> str:
+    """The driver's parameter mark, for the SQL this module hands the driver itself."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
 class LedgerVerifier:
     """Runs every check over one store; ``run()`` returns the report."""
 
@@ -289,7 +294,7 @@ class LedgerVerifier:
         through SQLAlchemy's statement and column types the two reads took about a fifth of the
         parent's time in a whole-store verify, twice what the driver takes, and its result rows
         another 2 µs an event."""
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = _placeholder(conn)
         sql = query.format(*[mark] * (1 + len(bound)))
         cursor = conn.connection.cursor()
         try:
@@ -569,7 +574,7 @@ class LedgerVerifier:
         whose lowest version is not 1. Their events are then read in order, a page of
         aggregates at a time (flat memory)."""
         events = self.events.name
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = _placeholder(conn)
         grouped = (f"SELECT originator_id FROM {events} WHERE id <= {mark} {{}}"
                    "GROUP BY originator_id "
                    "HAVING count(*) > 1 OR min(originator_version) <> 1 "
@@ -622,7 +627,7 @@ class LedgerVerifier:
     def _stored_chains(conn: Connection) -> Iterator[Sequence[Any]]:
         """The stored chain index, a range of CHAIN_BUCKETS buckets a query: its key is
         ``(bucket, chain)``, so a page by chain alone would scan the table each time."""
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = _placeholder(conn)
         cursor = conn.connection.cursor()
         try:
             for start in range(0, chain_map.BUCKETS, CHAIN_BUCKETS):
