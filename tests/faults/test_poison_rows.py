@@ -30,14 +30,14 @@ def project(ledger: CreditLedger) -> ProjectionRunner:
 def test_a_subject_the_read_model_cannot_store_is_a_fault_and_the_rest_goes_on(
         ledger: CreditLedger, services: CreditServices, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = project(ledger)
-    real = subjects_projection.rows_of
+    real = subjects_projection.row_values_of
 
-    def poisoned(state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    def poisoned(state: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
         if state["subject"] == PERSON.key:  # a bug, or data the database will not take
             raise ValueError("this subject's rows cannot be stored")
         return real(state)
 
-    monkeypatch.setattr(subjects_projection, "rows_of", poisoned)
+    monkeypatch.setattr(subjects_projection, "row_values_of", poisoned)
     with clock.frozen_at(at("2020-03-10T02:00:00")):
         services.submit_records([submission("tax", 1, decided=date(2020, 3, 1)),
                                  submission("market", 2, PERSON, decided=date(2020, 3, 2))])
@@ -52,7 +52,7 @@ def test_a_subject_the_read_model_cannot_store_is_a_fault_and_the_rest_goes_on(
     with clock.frozen_at(at("2020-04-10T02:00:00")):
         services.submit_record(submission("tax", 3, decided=date(2020, 4, 1)))
     runner.catch_up(today=TODAY)
-    monkeypatch.setattr(subjects_projection, "rows_of", real)  # the fix
+    monkeypatch.setattr(subjects_projection, "row_values_of", real)  # the fix
     runner.rebuild("subjects", today=TODAY)
     assert runner.faults() == []
     assert runner.audit() == (2, [])

@@ -187,6 +187,24 @@ def test_a_rebuild_by_worker_processes_equals_one_by_a_single_process(
     assert snapshot(ledger.engine) == single
 
 
+@pytest.mark.initialised
+def test_a_rebuild_by_worker_processes_of_a_store_without_subjects_is_empty(
+        ledger: CreditLedger) -> None:
+    """The workers start before the parent knows how many events there are (or whether any is
+    about a subject): with none, the switch still happens; with one subject, two workers share
+    its events without writing it twice."""
+    runner = ProjectionRunner(ledger)
+    runner.rebuild("subjects", today=TODAY, workers=2)
+    assert _live_generation(ledger) == 2
+    assert all(not snapshot(ledger.engine)[view] for view in tables_of("subjects", 1))
+    services = CreditServices(ledger)
+    with clock.frozen_at(at("2026-03-10T02:00:00")):
+        services.submit_record(submission("tax", 1, decided=date(2026, 3, 1)))
+    runner.rebuild("subjects", today=TODAY, workers=2)
+    rows = snapshot(ledger.engine)
+    assert len(rows["proj_subjects"]) == 1 and len(rows["proj_records"]) == 1
+
+
 def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
         ledger: CreditLedger) -> None:
     """The rebuild writes its rows through the driver's batch insert (projections/subjects.py
@@ -194,15 +212,15 @@ def test_rows_written_through_the_driver_equal_rows_written_by_sqlalchemy(
     stores, column by column, on each database."""
     from sqlalchemy import insert
 
-    from projections.subjects import as_python_values, insert_rows, rows_of
+    from projections.subjects import as_python_values, insert_rows, row_values_of
     build_city(ledger)
     services = CreditServices(ledger)
     with ledger.engine.connect() as conn:
         keys = [row[0] for row in conn.execute(text(
             "SELECT DISTINCT subject FROM ledger_log WHERE subject IS NOT NULL"))]
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, list[tuple[Any, ...]]] = {}
     for key in keys:
-        for name, part in rows_of(services.state(key, as_of=TODAY)).items():
+        for name, part in row_values_of(services.state(key, as_of=TODAY)).items():
             rows.setdefault(name, []).extend(part)
     assert all(rows[name] for name in ("proj_subjects", "proj_records", "proj_listings"))
     by_driver, by_sqlalchemy = tables_of("subjects", 901), tables_of("subjects", 902)
@@ -231,11 +249,13 @@ AWKWARD_TEXTS = ["tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", 
                  "\\N", "", "信用临安 ✓", "quote ' and \" marks", "trailing\\"]
 
 
-def _listing_row(i: int, text_: str) -> dict[str, Any]:
-    return {"id": f"00000000-0000-0000-0000-{i:012d}", "subject": "uscc:91330185MA00000000",
-            "number": text_, "list": "black", "authority": "tax", "legal_basis": text_,
-            "status": "active", "start": "2026-01-02", "planned_end": "2027-01-02",
-            "ends_on": "2027-01-02", "removed_on": None, "measures": text_}
+def _listing_row(i: int, text_: str) -> tuple[Any, ...]:
+    from projections.subjects import COLUMNS
+    row = {"id": f"00000000-0000-0000-0000-{i:012d}", "subject": "uscc:91330185MA00000000",
+           "number": text_, "list": "black", "authority": "tax", "legal_basis": text_,
+           "status": "active", "start": "2026-01-02", "planned_end": "2027-01-02",
+           "ends_on": "2027-01-02", "removed_on": None, "measures": text_}
+    return tuple(row[name] for name in COLUMNS["proj_listings"])
 
 
 def test_awkward_text_is_stored_by_the_driver_as_sqlalchemy_stores_it(
@@ -356,18 +376,18 @@ def test_a_duplicate_key_in_a_fill_fails_the_rebuild_and_the_live_generation_ser
     build_city(ledger)
     runner.catch_up(today=TODAY)
     live, generation = snapshot(ledger.engine), _live_generation(ledger)
-    real = subjects_projection.rows_of
+    real = subjects_projection.row_values_of
 
-    def doubled(state: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    def doubled(state: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
         rows = real(state)
         return {**rows, "proj_records": rows["proj_records"] * 2}
 
-    monkeypatch.setattr(subjects_projection, "rows_of", doubled)
+    monkeypatch.setattr(subjects_projection, "row_values_of", doubled)
     with pytest.raises(IntegrityError):
         runner.rebuild("subjects", today=TODAY, workers=1)
     assert _live_generation(ledger) == generation
     assert snapshot(ledger.engine) == live
-    monkeypatch.setattr(subjects_projection, "rows_of", real)
+    monkeypatch.setattr(subjects_projection, "row_values_of", real)
     runner.rebuild("subjects", today=TODAY, workers=1)
     assert _live_generation(ledger) == generation + 1
     assert snapshot(ledger.engine) == live
