@@ -6,8 +6,9 @@ keeps serving, then switches the views and the projection's position in one tran
 
 The subjects projection's tables have no primary key: their keys (a subject, a record's id …)
 are unique indexes, which a rebuild creates, with the other indexes, once its generation is
-filled. Kept up row by row, the random ids' index cost a rebuild a quarter of its time at a
-million events; built at once from the filled table, a second.
+filled (all but those that lead with the subject, which its fill writes in key order). Kept up
+row by row, the random ids' index cost a rebuild a quarter of its time at a million events;
+built at once from the filled table, a second.
 
 ``proj_positions`` holds, per projection, its live generation, the last log position (or
 checkpoint number) applied, and the day its time-dependent flags were computed for: written in the
