@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from domain import clock
 from ledger.application import CreditLedger
@@ -331,6 +331,63 @@ def test_a_fill_s_commits_that_do_not_wait_for_the_disk_end_with_the_fill(
         assert setting() == before
     finally:
         engine.dispose()
+
+
+def test_a_fill_s_write_that_finds_the_lock_taken_keeps_its_rows_for_later(
+        ledger: CreditLedger) -> None:
+    """A worker's write that need not wait, finding another writer holding SQLite's lock,
+    returns at once having written nothing, its rows kept for the next; a write that must wait
+    waits. The connection keeps its own busy timeout. PostgreSQL takes both writes at once."""
+    from projections.runner import _write
+    from projections.subjects import RowBuffer
+    build_city(ledger)
+    services = CreditServices(ledger)
+    with ledger.engine.connect() as conn:
+        key = conn.execute(text("SELECT subject FROM ledger_log WHERE subject IS NOT NULL "
+                                "LIMIT 1")).scalar_one()
+    tables = tables_of("subjects", 906)
+    with ledger.engine.begin() as conn:
+        for table in tables.values():
+            table.create(conn)
+    buffer = RowBuffer(tables)
+    buffer.add(services.state(key, as_of=TODAY))
+    sqlite = ledger.engine.dialect.name == "sqlite"
+    other = create_engine(ledger.engine.url)
+    writer_engine = create_engine(ledger.engine.url)
+    subjects = tables["proj_subjects"]
+
+    def stored() -> int:
+        with other.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(subjects)).scalar_one())
+
+    try:
+        with writer_engine.connect() as writer:
+            holder = other.connect()
+            holding = holder.begin()
+            holder.execute(text(f"DELETE FROM {tables['proj_repairs'].name}"))  # takes the lock
+            started = time.perf_counter()
+            written = _write(writer, buffer, wait=False)
+            assert written == (not sqlite)
+            if sqlite:
+                assert time.perf_counter() - started < 1
+                assert len(buffer) == 1 and stored() == 0
+                assert writer.exec_driver_sql("PRAGMA busy_timeout").scalar() \
+                    == ledger_busy_ms(ledger)
+                writer.rollback()
+                threading.Timer(0.3, holding.commit).start()  # the other writer ends
+                assert _write(writer, buffer, wait=True)
+            else:
+                holding.commit()
+            holder.close()
+            assert len(buffer) == 0 and stored() == 1
+    finally:
+        other.dispose()
+        writer_engine.dispose()
+
+
+def ledger_busy_ms(ledger: CreditLedger) -> int:
+    """The busy timeout the ledger's URL gives a SQLite connection, in milliseconds."""
+    return int(float(ledger.engine.url.query["timeout"]) * 1000)
 
 
 def _live_generation(ledger: CreditLedger) -> int:
