@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -568,23 +568,15 @@ def _write(writer: Connection, buffer: RowBuffer, *, wait: bool) -> bool:
     once when another worker holds the write lock: the worker computes its next subjects
     instead of sleeping in SQLite's busy handler, whose sleeps (1, 2, 5 … 25 ms) overshoot the
     end of the other's write (2 workers, a million events: 0.3-0.5 s a worker waited in its
-    writes)."""
-    raw = writer.connection.dbapi_connection
-    if wait or writer.dialect.name != "sqlite" or raw is None:
-        with writer.begin():
-            buffer.write(writer, replace=False)
-        return True
-    patience = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
-    raw.execute("PRAGMA busy_timeout = 0")
+    writes). Nothing is written then (the rollback), and the rows stay in the buffer."""
+    patience = nullcontext() if wait else _sqlite_pragma(writer, "busy_timeout", 0)
     try:
-        with writer.begin():
+        with writer.begin(), patience:
             buffer.write(writer, replace=False)
     except sqlite3.OperationalError as exc:
-        if "database is locked" not in str(exc):
+        if wait or "database is locked" not in str(exc):
             raise
-        return False  # nothing was written (the rollback); the rows stay in the buffer
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {patience}")
+        return False
     return True
 
 
