@@ -544,16 +544,21 @@ def fill_subjects(reader: Connection, target: Engine, tables: Mapping[str, Any],
     events_table = ledger_tables.events_table(EVENTS_TABLE)
     buffer = RowBuffer(tables)
     seen = 0
+    due = FILL_CHUNK  # subjects buffered when the next write is tried
     with few_collections(), _commits_not_waiting_for_the_disk(target) as writer:
         for subject, facts in iter_subject_facts(reader, events_table, until, start=start,
                                                  stop=stop):
             for state in states({subject: facts}, policy, today):
                 buffer.add(state)
             seen += len(facts)
-            if (len(buffer) >= FILL_CHUNK
-                    and _write(writer, buffer, wait=len(buffer) >= 4 * FILL_CHUNK)
-                    and progress is not None):
-                progress(seen)
+            if len(buffer) < due:
+                continue
+            if _write(writer, buffer, wait=len(buffer) >= 4 * FILL_CHUNK):
+                due = FILL_CHUNK
+                if progress is not None:
+                    progress(seen)
+            else:  # tried again some subjects later, not after each (a try costs a transaction)
+                due = len(buffer) + FILL_RETRY
         _write(writer, buffer, wait=True)
     if progress is not None:
         progress(seen)
@@ -561,6 +566,7 @@ def fill_subjects(reader: Connection, target: Engine, tables: Mapping[str, Any],
 
 
 FILL_CHUNK = 2000  # subjects a fill writes at once
+FILL_RETRY = FILL_CHUNK // 16  # subjects computed before a write that found the lock taken is retried
 
 
 def _write(writer: Connection, buffer: RowBuffer, *, wait: bool) -> bool:

@@ -385,6 +385,46 @@ def test_a_fill_s_write_that_finds_the_lock_taken_keeps_its_rows_for_later(
         writer_engine.dispose()
 
 
+def test_a_fill_whose_writes_find_the_lock_taken_writes_every_subject_once(
+        ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fill that finds SQLite's write lock taken goes on computing, tries again some subjects
+    later and, with four chunks buffered, waits: the rebuilt rows are those of a fill that never
+    met the lock."""
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    runner.rebuild("subjects", today=TODAY, workers=1)
+    expected = snapshot(ledger.engine)
+    monkeypatch.setattr(runner_module, "FILL_CHUNK", 2)
+    monkeypatch.setattr(runner_module, "FILL_RETRY", 1)
+    tried: list[bool] = []
+    real_write = runner_module._write
+    other = create_engine(ledger.engine.url)
+    holder = other.connect()
+    timers: list[threading.Timer] = []
+
+    def write(writer: Any, buffer: Any, *, wait: bool) -> bool:
+        if not tried:  # another writer takes the lock as the fill's first write comes
+            holding = holder.begin()
+            holder.execute(text("UPDATE proj_positions SET name = name WHERE 0 = 1"))
+            timers.append(threading.Timer(1.0, holding.commit))
+            timers[0].start()
+        tried.append(real_write(writer, buffer, wait=wait))
+        return tried[-1]
+
+    monkeypatch.setattr(runner_module, "_write", write)
+    try:
+        runner.rebuild("subjects", today=TODAY, workers=1)
+        timers[0].join()
+    finally:
+        holder.close()
+        other.dispose()
+    assert snapshot(ledger.engine) == expected
+    if ledger.engine.dialect.name == "sqlite":
+        assert False in tried and tried[-1]
+    else:
+        assert all(tried)
+
+
 def ledger_busy_ms(ledger: CreditLedger) -> int:
     """The busy timeout the ledger's URL gives a SQLite connection, in milliseconds."""
     return int(float(ledger.engine.url.query["timeout"]) * 1000)
