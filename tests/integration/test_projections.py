@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,42 @@ def test_a_rebuild_by_worker_processes_equals_one_by_a_single_process(
     single = snapshot(ledger.engine)
     runner.rebuild("subjects", today=TODAY, workers=3)
     assert snapshot(ledger.engine) == single
+
+
+def test_a_parallel_fill_s_ranges_hold_each_subject_s_events_once_in_the_database_s_order(
+        ledger: CreditLedger) -> None:
+    """The workers take ranges of subject keys in turn, large ones first: cut where the
+    database orders the keys (its collation decides what ``subject < stop`` holds), the
+    ranges follow each other without overlap and together hold every subject's events."""
+    from ledger.tables import log
+    runner = ProjectionRunner(ledger)
+    build_city(ledger)
+    with ledger.engine.connect() as conn:
+        until = int(conn.execute(select(func.max(log.c.position))).scalar_one())
+        bounds = runner_module._subject_bounds(runner, until, 2)
+        assert bounds[0] is None and bounds[-1] is None and len(bounds) > 3
+        cuts = bounds[1:-1]
+        for low, high in pairwise(cuts):
+            assert conn.execute(select(text(":low < :high")),
+                                {"low": low, "high": high}).scalar_one(), (low, high)
+        held = 0
+        for low, high in pairwise(bounds):
+            held += conn.execute(select(func.count()).select_from(log).where(
+                log.c.subject.is_not(None),
+                *([log.c.subject >= low] if low is not None else []),
+                *([log.c.subject < high] if high is not None else []))).scalar_one()
+        assert held == conn.execute(select(func.count()).select_from(log).where(
+            log.c.subject.is_not(None))).scalar_one()
+
+
+def test_a_parallel_fill_hands_out_ever_smaller_shares_down_to_the_last() -> None:
+    for workers in (2, 3, 8):
+        shares = runner_module.range_shares(workers)
+        assert shares[0] == pytest.approx(1 / (2 * workers))
+        steps = [b - a for a, b in pairwise([0.0, *shares, 1.0])]
+        assert all(a >= b - 1e-12 for a, b in pairwise(steps[:-1]))  # never growing
+        assert min(steps) >= runner_module.FILL_LAST_RANGE / 2
+        assert steps[-2] == pytest.approx(runner_module.FILL_LAST_RANGE)
 
 
 @pytest.mark.initialised
