@@ -3,7 +3,8 @@
     python -m benchmarks.bench --growth [--db sqlite|postgresql] [--sizes 100000,300000,1000000]
 
 One store grows through the sizes, in batches written in turn as an import writes them
-(``CreditServices.submit_record_batches``: each batch signed while the one before is written); at
+(``CreditServices.submit_record_batches``: each batch signed while the one before is written),
+each batch committed on its own as API batches are (an import commits its whole file at once); at
 each size, the bench takes: the cost of writing an event at that size (the last WINDOW events
 before it; on SQLite also the bytes handed to ``write()`` per event meanwhile), a whole-store
 `verify` (and how busy its signature checkers were), a rebuild of the subjects read model with 1
@@ -125,7 +126,7 @@ def report(points: list[dict[str, Any]], sign_per_s: float, verify_per_s: float,
     worse) and return the flat figures for latest.json (``growth_<db>_…``)."""
     first, last = points[0], points[-1]
     print(f"  (ingest us/ev: Python and the database per stored event over the {WINDOW} events "
-          "before the size, batches in turn as an import writes them; kB/ev: what the writer "
+          "before the size, batches in turn, a commit each; kB/ev: what the writer "
           "handed to write() per event meanwhile, SQLite only (its WAL and checkpoints: it does "
           "not move with the host's speed); verify: whole store; rebuild: events/s; history: "
           "ms p50)")
