@@ -525,7 +525,7 @@ def range_shares(workers: int) -> list[float]:
     of what is left, down to ``FILL_LAST_RANGE`` (0.25, 0.44, 0.58 … for two workers). Handed
     out in turn, the large first ranges keep the workers busy and the small last ones end them
     together: cut into one range a worker, by events, a million events' two workers finished
-    2.0 s apart (of 35 s, on PostgreSQL), a subject's cost not being its events'."""
+    up to 2.9 s apart (of 35 s, on PostgreSQL), a subject's cost not being its events'."""
     shares: list[float] = []
     taken = 0.0
     while True:
@@ -540,7 +540,7 @@ def _subject_bounds(runner: ProjectionRunner, until: int, workers: int) -> list[
     ended); one range when there are none. The keys are those of the events at FILL_SAMPLE
     evenly spaced log positions, ordered by the database, whose collation decides what a range
     holds: a look-up of a few thousand keys (an offset into the subject index read half of it:
-    0.9 s at a million events on PostgreSQL)."""
+    0.9-2.0 s at a million events on PostgreSQL, growing with the store)."""
     log = ledger_tables.log
     step = max(until, 0) / FILL_SAMPLE
     positions = sorted({round(step * i) for i in range(FILL_SAMPLE)})
