@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Table, literal, select, tuple_, type_coerce
+from sqlalchemy import Table, func, literal, select, tuple_, type_coerce
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import NullType
@@ -84,19 +85,33 @@ def read_facts_of(connection: Any, events: Table, subjects: list[str],
     return found
 
 
+def _state_as_text(connection: Any) -> bool:
+    """Whether ``connection`` can read a state as UTF-8 text, which costs less than bytes: on
+    PostgreSQL, where psycopg2 reads ``bytea`` as hex (the server writes 2 characters a byte,
+    the driver parses them back; read as text, 300,000 events took 3-4 us an event less of the
+    two together). States as written are UTF-8 (an ASCII header, a JSON payload) with no NUL."""
+    if connection.dialect.name != "postgresql":
+        return False
+    encodings = connection.exec_driver_sql(
+        "SELECT current_setting('server_encoding'), current_setting('client_encoding')").one()
+    return tuple(encodings) == ("UTF8", "UTF8")
+
+
 def iter_subject_facts(connection: Any, events: Table, until: int, page: int = 5000,
                        start: str | None = None, stop: str | None = None
                        ) -> Iterator[tuple[str, list[Fact]]]:
     """Every subject (from ``start``, before ``stop``) with its events up to ``until``, subject
     by subject, in pages by key: a streaming pass over the subject index with flat memory."""
     log = tables.log
+    as_text = _state_as_text(connection)
     after = (start or "", -1)
     current: str | None = None
     bucket: list[Fact] = []
-    while True:
-        rows = connection.execute(
+
+    def read(state: Any) -> Sequence[Any]:
+        page_rows: Sequence[Any] = connection.execute(
             select(log.c.subject, log.c.position, events.c.id, _oid(events.c.originator_id),
-                   events.c.originator_version, events.c.topic, _raw(events.c.state))
+                   events.c.originator_version, events.c.topic, state)
             .join(events, events.c.id == log.c.notification_id)
             .where(log.c.subject.is_not(None), log.c.position <= until,
                    tuple_(log.c.subject, log.c.position) > tuple_(literal(after[0]),
@@ -105,12 +120,25 @@ def iter_subject_facts(connection: Any, events: Table, until: int, page: int = 5
             .order_by(log.c.subject, log.c.position)
             .limit(page)
         ).all()
-        for subject, *row in rows:
+        return page_rows
+
+    while True:
+        as_bytes: Callable[[Any], bytes] = bytes
+        if as_text:
+            try:
+                with connection.begin_nested():
+                    rows = read(func.convert_from(events.c.state, "UTF8").label("state"))
+                as_bytes = str.encode
+            except DataError:  # a state that is not UTF-8 (tampered): read as bytes, it fails
+                rows = read(_raw(events.c.state))  # where it does on SQLite, in fact_from_row
+        else:
+            rows = read(_raw(events.c.state))
+        for subject, position, nid, oid, version, topic, state in rows:
             if subject != current:
                 if current is not None:
                     yield current, bucket
                 current, bucket = subject, []
-            bucket.append(fact_from_row(*row))
+            bucket.append(fact_from_row(position, nid, oid, version, topic, as_bytes(state)))
         if len(rows) < page:
             break
         after = (rows[-1][0], rows[-1][1])

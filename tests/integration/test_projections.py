@@ -600,3 +600,29 @@ def test_a_store_whose_subject_index_predates_the_notification_id_gets_it_from_a
             plan = " ".join(str(row[-1]) for row in conn.execute(
                 text("EXPLAIN QUERY PLAN " + fill.replace("?", "'x'"))))
         assert f"COVERING INDEX {SUBJECT_INDEX.name}" in plan, plan
+
+
+def test_the_fill_reads_each_state_as_stored_and_one_not_utf8_fails_as_on_sqlite(
+        backend: str, ledger: CreditLedger) -> None:
+    """On PostgreSQL the fill reads states as UTF-8 text (cheaper than bytea's hex): its facts
+    are those read as bytes, Chinese text included. A state that is not UTF-8 (written with the
+    database's keys but not ours) fails the read where it does on SQLite, in its decoding."""
+    from ledger.fact_queries import _state_as_text, iter_subject_facts, read_facts_of
+    from ledger.tables import log
+    build_city(ledger)
+    events = ledger.recorder.events_table
+    with ledger.engine.connect() as conn:
+        assert _state_as_text(conn) == (backend == "postgresql")
+        until = int(conn.execute(select(func.max(log.c.position))).scalar_one())
+        streamed = dict(iter_subject_facts(conn, events, until, page=7))
+        assert len(streamed) == 25
+        assert streamed == read_facts_of(conn, events, list(streamed), until)
+        assert any("临安" in str(fact.data) for facts in streamed.values() for fact in facts)
+        victim = next(iter(streamed.values()))[-1].notification_id
+    with ledger.engine.begin() as conn:
+        state = conn.execute(text(f"SELECT state FROM {events.name} WHERE id = :i"),
+                             {"i": victim}).scalar_one()
+        conn.execute(text(f"UPDATE {events.name} SET state = :s WHERE id = :i"),
+                     {"s": bytes(state)[:-1] + b"\xff}", "i": victim})
+    with ledger.engine.connect() as conn, pytest.raises(UnicodeDecodeError):
+        list(iter_subject_facts(conn, events, until, page=7))
