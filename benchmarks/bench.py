@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks import growth
-from benchmarks.city import start_city
+from benchmarks.city import as_autovacuum_leaves_it, start_city
 from domain.identifiers import SubjectRef
 from workflows.demo_city import make_resident_id, make_uscc
 from workflows.policy_files import bundled_policies
@@ -227,10 +227,7 @@ def ingest(url: str, keys_dir: Path, events: int, batch: int) -> tuple[float, in
         if sys.stderr.isatty():
             print(file=sys.stderr)
         written = app.event_count() - before
-        if app.engine.dialect.name == "postgresql":
-            # fresh statistics after a bulk load, as autovacuum would gather them
-            with app.engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
+        as_autovacuum_leaves_it(app.engine)
         return written / elapsed, app.event_count()
     finally:
         app.close()

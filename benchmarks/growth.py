@@ -5,7 +5,8 @@
 One store grows through the sizes, in batches written in turn as an import writes them
 (``CreditServices.submit_record_batches``: each batch signed while the one before is written),
 each batch committed on its own as API batches are (an import commits its whole file at once); at
-each size, the bench takes: the cost of writing an event at that size (the last WINDOW events
+each size (on PostgreSQL once vacuumed and analysed, as autovacuum would leave the tables), the
+bench takes: the cost of writing an event at that size (the last WINDOW events
 before it; on SQLite also the bytes handed to ``write()`` per event meanwhile), a whole-store
 `verify` (and how busy its signature checkers were), a rebuild of the subjects read model with 1
 and with 2 worker processes, and the history of the 20- and 1,000-record subjects. It prints
@@ -25,7 +26,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from benchmarks.city import start_city
+from benchmarks.city import as_autovacuum_leaves_it, start_city
 from workflows.services import RecordSubmission
 
 WINDOW = 20_000  # events timed before each size: the cost of writing at that size
@@ -94,9 +95,7 @@ def _point(app: Any, stored: int, window_start: tuple[int, float, int | None],
     written = stored - window_start[0]
     seconds = time.perf_counter() - window_start[1]
     now_written = _bytes_written()
-    if app.engine.dialect.name == "postgresql":
-        with app.engine.begin() as conn:  # fresh statistics, as autovacuum would
-            conn.exec_driver_sql("ANALYZE")
+    as_autovacuum_leaves_it(app.engine)
     point = {"size": stored, "ingest_us_per_event": seconds / written * 1e6,
              "ingest_events_per_s": written / seconds}
     if (app.engine.dialect.name == "sqlite" and now_written is not None

@@ -88,8 +88,9 @@ def read_facts_of(connection: Any, events: Table, subjects: list[str],
 def _state_as_text(connection: Any) -> bool:
     """Whether ``connection`` can read a state as UTF-8 text, which costs less than bytes: on
     PostgreSQL, where psycopg2 reads ``bytea`` as hex (the server writes 2 characters a byte,
-    the driver parses them back; read as text, 300,000 events took 3-4 us an event less of the
-    two together). States as written are UTF-8 (an ASCII header, a JSON payload) with no NUL."""
+    the driver parses them back; read as text, a million events' facts took 32.6 us an event of
+    the two, against 38.4). States as written are UTF-8 with no NUL (an ASCII header, a JSON
+    payload, which escapes it)."""
     if connection.dialect.name != "postgresql":
         return False
     encodings = connection.exec_driver_sql(
