@@ -142,6 +142,9 @@ class KeyStore:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # a folder made beforehand and left open is refused now, not by the next command to
+        # read the key (nor, silently, by an import's signing process)
+        check_private(self.directory, folder=True)
         _write_new(self.private_path(kid), encrypted, mode=0o600)
         _write_new(self.public_path(kid), public, mode=0o644)
         signer = Signer(kid, private_key)

@@ -26,7 +26,7 @@ def session_secret(folder: Path) -> bytes:
     path = folder / SESSION_KEY_FILE
     if path.exists():
         return path.read_bytes()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # the keys folder (KeyStore's mode)
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".web-session-")
     try:
         with os.fdopen(descriptor, "wb") as file:

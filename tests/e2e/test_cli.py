@@ -280,6 +280,25 @@ def test_key_files_others_could_read_are_refused_with_the_fix(credit: Credit,
            "--on", "2026-01-05", "--summary", "x")
 
 
+def test_a_key_folder_others_could_read_is_refused_before_a_key_is_written(
+        credit: Credit, tmp_path: Path) -> None:
+    # made beforehand and left open: `credit init` used to write every key into it, and only the
+    # next command to read one refused (an import's signing process, silently)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    os.chmod(keys, 0o755)
+    refused = credit("init", ok=False)
+    assert refused.returncode == 1 and f"chmod 700 {keys}" in refused.stderr
+    assert list(keys.iterdir()) == [] and credit.events() == 0
+    os.chmod(keys, 0o700)
+    credit("init")
+    written, files = credit.events(), sorted(keys.iterdir())
+    os.chmod(keys, 0o755)
+    refused = credit("keys", "rotate", "tax", ok=False)
+    assert refused.returncode == 1 and f"chmod 700 {keys}" in refused.stderr
+    assert sorted(keys.iterdir()) == files and credit.events() == written
+
+
 def test_checkpoints_are_listed_only_when_they_check_against_the_pinned_key(
         credit: Credit, tmp_path: Path) -> None:
     credit("init")

@@ -293,6 +293,9 @@ def test_workers_starting_at_once_agree_on_the_session_key(tmp_path: Path) -> No
     assert len(keys) == 1 and len(next(iter(keys))) == 32
     assert (tmp_path / "keys" / SESSION_KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "keys").iterdir()] == [SESSION_KEY_FILE]
+    # the keys folder, made as the key store makes it: a window started before `credit init`
+    # leaves a folder init accepts
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_long_file_shows_a_page_of_each_group_newest_first(
