@@ -16,12 +16,14 @@ are (a pipe between the two). It starts in the
 background (about half a second); until it has, batches are signed on the thread. Whatever the
 process cannot do (a refused record, a key it cannot open, the process gone) is done again on
 the thread, which raises what it raises: the process changes where the work runs, never what is
-written (tests/integration/test_record_batches.py).
+written (tests/integration/test_record_batches.py). A failure the thread does not share (the
+process gone, a key it cannot open) is logged once, and the rest of the run signs on the thread.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,7 @@ from typing import Any
 from domain import clock
 from domain.base import LedgerAggregate
 from keys.registry import KeyRegistry
-from keys.store import KeyStore
+from keys.store import KeyStore, KeyStoreError
 from ledger.mapper import SigningMapper, payload_transcoder
 from ledger.processes import die_with_parent
 from ledger.settings import Settings
@@ -45,6 +47,16 @@ from ledger.signing import Presigned, SigningSession
 Build = Callable[..., Sequence[LedgerAggregate.Event]]
 Snapshot = tuple[SigningSession, int]
 StartPresigning = Callable[[Sequence[LedgerAggregate.Event], Snapshot], Callable[[], Presigned]]
+
+log = logging.getLogger(__name__)
+
+
+class SigningInProcessFailed(Exception):
+    """What the signing process could not do, as one sentence for the writer's log.
+
+    Raised in place of the process's own error, which need not survive pickling: one whose
+    constructor takes other arguments than its message (``LooseKeyPermissions``) could not be
+    rebuilt in the writer, and that broke the pool."""
 
 
 class Presigner:
@@ -111,11 +123,17 @@ class Presigner:
         try:
             return job.result()
         except Exception as exc:
-            # Done again here: a refusal is raised as this thread raises it (an exception need
-            # not survive pickling), and a process that died costs only its speed.
-            if isinstance(exc, BrokenProcessPool):
-                self._drop_process()
-            return self._on_thread(build, args, snapshot)()
+            # Done again here: a refusal is raised as this thread raises it. A failure this
+            # thread does not share (the process died, or cannot open a key the writer holds)
+            # costs only speed, and is said once: the rest of the run is signed here.
+            self._drop_process()
+            presigned = self._on_thread(build, args, snapshot)()
+            reason = (str(exc) if isinstance(exc, SigningInProcessFailed)
+                      else "it stopped" if isinstance(exc, BrokenProcessPool)
+                      else type(exc).__name__)
+            log.warning("the signing process could not sign a batch (%s); the rest of this "
+                        "run is signed on the writer's thread, more slowly", reason)
+            return presigned
 
     def _drop_process(self) -> None:
         if self._process is not None:
@@ -155,7 +173,18 @@ def _build_and_sign(build: Build, args: tuple[Any, ...], registry: KeyRegistry,
     if _opened is None:
         raise RuntimeError("the signing process was not opened")
     mapper, keystore = _opened
-    with clock.frozen_at(frozen) if frozen is not None else nullcontext():
-        events = build(*args)
-    stored = mapper.start_signing(events, SigningSession(registry, codes, keystore))()
+    try:
+        with clock.frozen_at(frozen) if frozen is not None else nullcontext():
+            events = build(*args)
+        stored = mapper.start_signing(events, SigningSession(registry, codes, keystore))()
+    except Exception as exc:
+        raise SigningInProcessFailed(_described(exc)) from None
     return Presigned(events, stored, seen)
+
+
+def _described(exc: Exception) -> str:
+    """The error's name, and its message where it names files and keys only: a refusal's may
+    name a subject, and personal data stays out of logs."""
+    if isinstance(exc, (KeyStoreError, OSError)):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -5,6 +5,8 @@ run where it happens, and records signed ahead must not keep a key the log retir
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -140,7 +142,8 @@ def test_a_batch_naming_an_unknown_subject_without_its_name_is_refused_after_the
 @pytest.mark.initialised
 @IN_PROCESS
 def test_a_refused_batch_stops_the_run_with_the_batches_before_it_written(
-        ledger: CreditLedger, services: CreditServices, processes: bool) -> None:
+        ledger: CreditLedger, services: CreditServices, processes: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
     first = [submission("tax", 1), submission("tax", 2)]
     twice = [submission("tax", 3), submission("tax", 3)]
     never = [submission("tax", 4)]
@@ -154,6 +157,8 @@ def test_a_refused_batch_stops_the_run_with_the_batches_before_it_written(
     assert counts(ledger)[0] == before[0] + 3  # the subject and the first batch's two records
     assert ledger.existing(written[0].record_ids) == set(written[0].record_ids)
     assert ledger.existing(UUID(i) for i in record_ids(never)) == set()
+    # a refusal is the run's own error, not the signing process's: nothing logged for it
+    assert not [r for r in caplog.records if r.name == "ledger.presigning"]
     verify_clean(ledger)
 
 
@@ -277,6 +282,34 @@ def test_a_signing_process_that_died_leaves_the_batches_to_the_thread(
     assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(b) for b in batches]
     assert made[0]._process is None  # given up: not started again
     assert 1 <= made[0].batches_in_process <= 3
+    verify_clean(ledger)
+
+
+@pytest.mark.initialised
+def test_a_process_that_cannot_open_the_keys_the_writer_holds_is_said_once_and_dropped(
+        ledger: CreditLedger, services: CreditServices, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The writer made the keys and holds them open; the folder is loosened afterwards, so the
+    # process, which opens them from their files, refuses them. Its error (LooseKeyPermissions)
+    # could not be rebuilt in the writer and broke the pool: the run went on more slowly, and
+    # nothing said why.
+    with clock.frozen_at(at("2020-02-01T00:00:00")):  # the writer opens tax's key
+        list(services.submit_record_batches([[submission("tax", 99)]], processes=False))
+    made = presigners(ledger, monkeypatch)
+    keys = ledger.settings.keys_dir
+    os.chmod(keys, 0o755)
+    batches = [[submission("tax", n)] for n in range(1, 6)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="ledger.presigning"), \
+                clock.frozen_at(at("2020-02-01T00:00:01")):
+            written = list(services.submit_record_batches(batches, processes=True))
+    finally:
+        os.chmod(keys, 0o700)
+    assert [[str(i) for i in w.record_ids] for w in written] == [record_ids(b) for b in batches]
+    said = [r.getMessage() for r in caplog.records if r.name == "ledger.presigning"]
+    assert len(said) == 1, said
+    assert "LooseKeyPermissions" in said[0] and f"chmod 700 {keys}" in said[0]
+    assert made[0]._process is None and made[0].batches_in_process == 1
     verify_clean(ledger)
 
 
