@@ -141,10 +141,7 @@ class KeyStore:
         public = private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # a folder made beforehand and left open is refused now, not by the next command to
-        # read the key (nor, silently, by an import's signing process)
-        check_private(self.directory, folder=True)
+        self._folder_to_write()
         _write_new(self.private_path(kid), encrypted, mode=0o600)
         _write_new(self.public_path(kid), public, mode=0o644)
         signer = Signer(kid, private_key)
@@ -202,8 +199,15 @@ class KeyStore:
             if public_key_from_pem(path.read_bytes()) != public_key:
                 raise PinnedKeyMismatch(path)
             return
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._folder_to_write()
         _write_new(path, pem, mode=0o644)
+
+    def _folder_to_write(self) -> None:
+        """The key folder, made private if it is new; one made beforehand and left open is
+        refused before a key is written into it, not by the next command to read one (nor,
+        silently, by an import's signing process)."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_private(self.directory, folder=True)
 
     @property
     def signed_record_path(self) -> Path:
